@@ -1,0 +1,167 @@
+// createAgent and the default agent: options, the context engine and the end-of-transaction listeners.
+import { asyncLocalStorageEngine } from './context/async-local-storage'
+import { createClsEngine } from './context/cls-hooked'
+import { findActiveTransaction, type ContextEngine } from './context/engine'
+import { logAgent, logTransaction } from './debug'
+import { parseFlag, REQUEST_TRANSACTION } from './flags'
+import { createMiddleware } from './middleware'
+import { runBackgroundTask } from './background-task'
+import { assertListener, ContextEngineName, parseAgentOptions, type AgentConfig } from './options'
+import type { Transaction } from './transaction'
+import type {
+  Agent as PublicAgent,
+  AgentOptions,
+  BackgroundTaskOptions,
+  ErrorMiddleware,
+  FlagValue,
+  Middleware,
+  MiddlewareOptions,
+  Transaction as PublicTransaction,
+  TransactionEndListener
+} from './types'
+
+class Agent implements PublicAgent {
+  readonly config: AgentConfig
+  readonly engine: ContextEngine
+  private listeners: TransactionEndListener[] = []
+
+  constructor(options?: AgentOptions) {
+    this.config = parseAgentOptions(options)
+    const context = this.config.context
+    this.engine = context === ContextEngineName.ASYNC_LOCAL_STORAGE ? asyncLocalStorageEngine : createClsEngine(context === ContextEngineName.CLS_HOOKED ? undefined : context)
+    if (logAgent.enabled) logAgent('create agent with engine %s, apdexT %d', this.engine.name, this.config.apdexT)
+  }
+
+  middleware(options?: MiddlewareOptions): Middleware {
+    return createMiddleware(this, options)
+  }
+
+  errorHandler(): ErrorMiddleware {
+    return function expressBackgroundTaskErrors(err, req, _res, next) {
+      const tx = (req as { [REQUEST_TRANSACTION]?: Transaction })[REQUEST_TRANSACTION]
+      if (tx !== undefined && !tx.ended) tx.noticeError(err)
+      next(err)
+    }
+  }
+
+  backgroundTask<T>(name: string, fn: () => T, options?: BackgroundTaskOptions): T {
+    return runBackgroundTask(this, name, fn, options)
+  }
+
+  onTransactionEnd(listener: TransactionEndListener): () => void {
+    assertListener(listener)
+    // Copy on write: a listener that unsubscribes while records are delivered does not skip another.
+    this.listeners = [...this.listeners, listener]
+    return () => {
+      this.listeners = this.listeners.filter((existing) => existing !== listener)
+    }
+  }
+
+  setBackgroundTask(flag?: FlagValue): boolean {
+    return setBackgroundTask(flag)
+  }
+
+  getTransaction(req?: object): PublicTransaction | undefined {
+    return getTransaction(req)
+  }
+
+  hasListeners(): boolean {
+    return this.listeners.length > 0
+  }
+
+  /** Deliver the record to every listener; one that throws is reported and never reaches the request. */
+  transactionEnded(tx: Transaction): void {
+    const listeners = this.listeners
+    if (listeners.length === 0) return
+    const record = tx.toRecord()
+    for (const listener of listeners) {
+      try {
+        listener(record)
+      } catch (err) {
+        if (logAgent.enabled) logAgent('catch a throwing transaction listener: %o', err)
+      }
+    }
+  }
+}
+
+/**
+ * Create an isolated agent with its own options and listeners.
+ * @param options - see {@link AgentOptions}; every key is optional.
+ * @returns an {@link PublicAgent | Agent}.
+ * @throws {TypeError} with a `code` (see `ErrorCode`) for an unknown option or a wrong value.
+ */
+export function createAgent(options?: AgentOptions): PublicAgent {
+  return new Agent(options)
+}
+
+let defaultAgent: Agent | undefined
+function getDefaultAgent(): Agent {
+  return (defaultAgent ??= new Agent())
+}
+
+/**
+ * A middleware that starts a web transaction for each request, on the default agent.
+ * Mount it first: `app.use(middleware())`.
+ * @param options - per-mount options (none exists yet; an unknown key throws).
+ * @throws {TypeError} `ERR_EBT_MIDDLEWARE_NOT_CALLED` when mounted as `app.use(middleware)`.
+ */
+export function middleware(options?: MiddlewareOptions): Middleware {
+  return getDefaultAgent().middleware(options)
+}
+
+/**
+ * An error middleware, mounted after the routes, that notices the error on the request's
+ * transaction and passes it on unchanged: `app.use(errorHandler())`.
+ */
+export function errorHandler(): ErrorMiddleware {
+  return getDefaultAgent().errorHandler()
+}
+
+/**
+ * Reclassify the active transaction, whichever agent started it, from anywhere in its async chain.
+ * @param flag - `true` (the default) for background, `false` for web; parsed like a `req.newrelic` value.
+ * @returns `true` when applied; `false` with no active transaction or an unparseable flag.
+ */
+export function setBackgroundTask(flag: FlagValue = true): boolean {
+  const tx = findActiveTransaction() as Transaction | undefined
+  if (tx === undefined) {
+    if (logTransaction.enabled) logTransaction('ignore setBackgroundTask(%o): no active transaction', flag)
+    return false
+  }
+  if (parseFlag(flag) === undefined) {
+    if (logTransaction.enabled) logTransaction('ignore setBackgroundTask with unparseable flag %o', flag)
+    return false
+  }
+  return tx.setBackgroundTask(flag)
+}
+
+/**
+ * The active transaction; or, given a request, that request's transaction while it is active.
+ * @param req - optional; the explicit path when the async context may be wrong (pooled clients).
+ */
+export function getTransaction(req?: object): PublicTransaction | undefined {
+  const tx =
+    req === undefined
+      ? (findActiveTransaction() as Transaction | undefined)
+      : (req as { [REQUEST_TRANSACTION]?: Transaction })[REQUEST_TRANSACTION]
+  return tx !== undefined && tx.isActive() ? tx : undefined
+}
+
+/**
+ * Run `fn` in a new background transaction `OtherTransaction/<group>/<name>` on the default agent.
+ * @returns what `fn` returns, the same value; a returned promise ends the transaction when it settles.
+ * @throws {TypeError} `ERR_EBT_TASK_NAME` / `ERR_EBT_TASK_FUNCTION` for bad arguments; rethrows what `fn` throws.
+ */
+export function backgroundTask<T>(name: string, fn: () => T, options?: BackgroundTaskOptions): T {
+  return getDefaultAgent().backgroundTask(name, fn, options)
+}
+
+/**
+ * Listen to every ended, non-ignored transaction of the default agent.
+ * @returns a function that unsubscribes the listener.
+ * @throws {TypeError} `ERR_EBT_LISTENER` when `listener` is not a function.
+ */
+export function onTransactionEnd(listener: TransactionEndListener): () => void {
+  return getDefaultAgent().onTransactionEnd(listener)
+}
+

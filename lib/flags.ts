@@ -1,0 +1,167 @@
+// The req.newrelic flags: value parsing, and the accessor that sees every write, in order.
+import { IncomingMessage } from 'node:http'
+import { logFlags } from './debug'
+
+/** The flag names, in the order they are applied when a transaction starts. */
+export const FLAG_NAMES = ['setBackgroundTask', 'ignoreTransaction', 'suppressApdexMetric'] as const
+export type FlagName = (typeof FLAG_NAMES)[number]
+
+/** Where a request keeps its transaction; Symbol.for so another installed copy finds it too. */
+export const REQUEST_TRANSACTION = Symbol.for('express-background-task.request-transaction')
+const REQUEST_FLAGS = Symbol.for('express-background-task.request-flags')
+const FLAGS_REQUEST = Symbol.for('express-background-task.flags-request')
+const RAW_VALUES = Symbol.for('express-background-task.flags-raw')
+const INSTALLED = Symbol.for('express-background-task.flags-installed')
+
+/** What a flag does to a transaction; implemented by Transaction. */
+export interface FlagTarget {
+  ended: boolean
+  ignored: boolean
+  suppressApdex: boolean
+  classify(background: boolean): void
+}
+
+type RawValues = Partial<Record<FlagName, unknown>>
+type FlagsHolder = { [FLAGS_REQUEST]?: IncomingMessage; [RAW_VALUES]?: RawValues }
+type RequestWithFlags = IncomingMessage & { [REQUEST_FLAGS]?: object; [REQUEST_TRANSACTION]?: FlagTarget }
+
+/**
+ * Parse a flag as New Relic's Python agent parses WSGI environ values: booleans, the strings
+ * on/true/1 and off/false/0 in any casing, and the numbers 1/0. Anything else is `undefined`.
+ */
+export function parseFlag(value: unknown): boolean | undefined {
+  switch (typeof value) {
+    case 'boolean':
+      return value
+    case 'number':
+      return value === 1 ? true : value === 0 ? false : undefined
+    case 'string':
+      switch (value.toLowerCase()) {
+        case 'on':
+        case 'true':
+        case '1':
+          return true
+        case 'off':
+        case 'false':
+        case '0':
+          return false
+      }
+  }
+  return undefined
+}
+
+/** Apply one flag write to the request's transaction, if it has one yet (else it waits for the start). */
+function applyFlag(req: RequestWithFlags, name: FlagName, value: unknown): void {
+  const tx = req[REQUEST_TRANSACTION]
+  if (tx === undefined || tx.ended) return
+  const flag = parseFlag(value)
+  if (flag === undefined) {
+    if (logFlags.enabled) logFlags('ignore %s with unparseable value %o', name, value)
+    return
+  }
+  if (name === 'setBackgroundTask') tx.classify(flag)
+  else if (name === 'ignoreTransaction') tx.ignored = flag
+  else tx.suppressApdex = flag
+}
+
+/** Apply the flags set before the middleware ran. */
+export function applyPendingFlags(req: IncomingMessage): void {
+  const holder = (req as RequestWithFlags)[REQUEST_FLAGS] as FlagsHolder | undefined
+  const raw = holder?.[RAW_VALUES]
+  if (raw === undefined) return
+  for (const name of FLAG_NAMES) {
+    if (raw[name] !== undefined) applyFlag(req as RequestWithFlags, name, raw[name])
+  }
+}
+
+function rawValues(holder: FlagsHolder): RawValues {
+  return (holder[RAW_VALUES] ??= {})
+}
+
+/** Accessors shared by every flags object; `this` is the object, which knows its request. */
+function flagAccessors(name: FlagName): PropertyDescriptor {
+  return {
+    configurable: true,
+    enumerable: true,
+    get(this: FlagsHolder) {
+      return this[RAW_VALUES]?.[name]
+    },
+    set(this: FlagsHolder, value: unknown) {
+      rawValues(this)[name] = value
+      const req = this[FLAGS_REQUEST]
+      if (req !== undefined) applyFlag(req as RequestWithFlags, name, value)
+    }
+  }
+}
+
+const ACCESSORS = Object.fromEntries(FLAG_NAMES.map((name) => [name, flagAccessors(name)])) as Record<FlagName, PropertyDescriptor>
+
+/** The object `req.newrelic` returns when the app has not put its own there. */
+class RequestFlagsObject {
+  [FLAGS_REQUEST]: IncomingMessage | undefined
+  [RAW_VALUES]: RawValues | undefined = undefined
+  constructor(req: IncomingMessage) {
+    this[FLAGS_REQUEST] = req
+  }
+  toJSON(): RawValues {
+    return { ...this[RAW_VALUES] }
+  }
+}
+Object.defineProperties(RequestFlagsObject.prototype, ACCESSORS)
+
+/**
+ * `req.newrelic = { ... }` replaced the object: honour its flags now, and turn its three keys
+ * into accessors in place, so later writes through any reference to it are seen as well.
+ */
+function adoptFlagsObject(req: RequestWithFlags, value: unknown): void {
+  if (typeof value !== 'object' || value === null) {
+    if (value !== undefined && logFlags.enabled) logFlags('ignore req.newrelic set to %o', value)
+    req[REQUEST_FLAGS] = undefined
+    return
+  }
+  const holder = value as FlagsHolder & Record<string, unknown>
+  const values: RawValues = {}
+  for (const name of FLAG_NAMES) {
+    if (holder[name] !== undefined) values[name] = holder[name]
+  }
+  let observed = true
+  for (const name of FLAG_NAMES) {
+    try {
+      Object.defineProperty(holder, name, ACCESSORS[name])
+    } catch {
+      observed = false // frozen or sealed: its current values still count
+    }
+  }
+  try {
+    holder[RAW_VALUES] = values
+    holder[FLAGS_REQUEST] = req
+  } catch {
+    observed = false
+  }
+  if (!observed && logFlags.enabled) logFlags('read a frozen req.newrelic once; later writes to it are not seen')
+  req[REQUEST_FLAGS] = holder
+  for (const name of FLAG_NAMES) {
+    if (values[name] !== undefined) applyFlag(req, name, values[name])
+  }
+}
+
+/**
+ * Define `newrelic` once on IncomingMessage.prototype: every request (Express's request objects
+ * inherit from it) gets a lazily made flags object, and replacing it is seen, with no per-request
+ * property definitions on the hot path.
+ */
+export function installRequestFlags(): void {
+  const proto = IncomingMessage.prototype as unknown as Record<symbol, unknown>
+  if (proto[INSTALLED] === true) return
+  Object.defineProperty(proto, INSTALLED, { value: true })
+  Object.defineProperty(proto, 'newrelic', {
+    configurable: true,
+    enumerable: false,
+    get(this: RequestWithFlags) {
+      return (this[REQUEST_FLAGS] ??= new RequestFlagsObject(this))
+    },
+    set(this: RequestWithFlags, value: unknown) {
+      adoptFlagsObject(this, value)
+    }
+  })
+}

@@ -1,0 +1,67 @@
+// The request middleware: one web transaction per request, ended exactly once on finish or close.
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { EventEmitter } from 'node:events'
+import { applyPendingFlags, installRequestFlags, REQUEST_TRANSACTION } from './flags'
+import { logAgent } from './debug'
+import { Transaction, type TransactionSink } from './transaction'
+import { parseMiddlewareOptions } from './options'
+import type { Middleware, MiddlewareOptions } from './types'
+
+const ORIGINAL_EMIT = Symbol('express-background-task.original-emit')
+const NO_ARGUMENTS: readonly unknown[] = []
+
+type Carrier = EventEmitter & { [REQUEST_TRANSACTION]?: Transaction; [ORIGINAL_EMIT]?: EventEmitter['emit'] }
+
+/** Make the middleware of an agent. @throws {OptionError} on bad options or `app.use(middleware)` uncalled. */
+export function createMiddleware(sink: TransactionSink, options?: MiddlewareOptions): Middleware {
+  parseMiddlewareOptions(options)
+  installRequestFlags()
+  const engine = sink.engine
+
+  return function expressBackgroundTask(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
+    const existing = (req as Carrier)[REQUEST_TRANSACTION]
+    if (existing !== undefined) {
+      // Mounted twice, in a sub-app, or by a second agent: the first owns the transaction.
+      // Re-enter it in case a library in between lost the async context.
+      engine.run(existing, next, undefined, NO_ARGUMENTS)
+      return
+    }
+    const tx = Transaction.forRequest(sink, req, res)
+    ;(req as Carrier)[REQUEST_TRANSACTION] = tx
+    ;(res as Carrier)[REQUEST_TRANSACTION] = tx
+    // Hook the end before anything else can run: close comes alone when the client went away.
+    res.on('finish', onResponseFinish)
+    res.on('close', onResponseClose)
+    bindEmitter(req as Carrier)
+    bindEmitter(res as Carrier)
+    applyPendingFlags(req)
+    if (logAgent.enabled) logAgent('start transaction %s for %s', tx.id, req.method)
+    engine.run(tx, next, undefined, NO_ARGUMENTS)
+  }
+}
+
+function onResponseFinish(this: Carrier): void {
+  this[REQUEST_TRANSACTION]?.finish(false)
+}
+
+function onResponseClose(this: Carrier & { writableFinished?: boolean }): void {
+  this[REQUEST_TRANSACTION]?.finish(this.writableFinished !== true)
+}
+
+/**
+ * Events of the request and response (body chunks, `end`, `finish`, `close`) are emitted from the
+ * socket's async context, not the request's. Running `emit` inside the transaction's context keeps
+ * listeners in it, without wrapping the listeners themselves, so `once`, `removeListener`,
+ * `listenerCount` and `rawListeners` behave exactly as without the package.
+ */
+function bindEmitter(emitter: Carrier): void {
+  if (Object.prototype.hasOwnProperty.call(emitter, 'emit')) emitter[ORIGINAL_EMIT] = emitter.emit
+  emitter.emit = emitInTransaction
+}
+
+function emitInTransaction(this: Carrier, ...args: [string | symbol, ...unknown[]]): boolean {
+  const original = this[ORIGINAL_EMIT] ?? (Object.getPrototypeOf(this) as EventEmitter).emit
+  const tx = this[REQUEST_TRANSACTION]
+  if (tx === undefined) return Reflect.apply(original, this, args) as boolean
+  return tx.sink.engine.run(tx, original, this, args) as boolean
+}

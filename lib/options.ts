@@ -1,0 +1,139 @@
+// Options: defaults, validation at construction, and the error codes users can match on.
+import { inspect } from 'node:util'
+import type { AgentOptions, BackgroundTaskOptions, ClsNamespaceLike, MiddlewareOptions } from './types'
+
+/** Error codes of the `TypeError`s thrown for misconfiguration. */
+export const ErrorCode = {
+  OPTIONS_TYPE: 'ERR_EBT_OPTIONS_TYPE',
+  UNKNOWN_OPTION: 'ERR_EBT_UNKNOWN_OPTION',
+  CONTEXT: 'ERR_EBT_CONTEXT',
+  APDEX_T: 'ERR_EBT_APDEX_T',
+  MIDDLEWARE_NOT_CALLED: 'ERR_EBT_MIDDLEWARE_NOT_CALLED',
+  LISTENER: 'ERR_EBT_LISTENER',
+  TASK_NAME: 'ERR_EBT_TASK_NAME',
+  TASK_FUNCTION: 'ERR_EBT_TASK_FUNCTION',
+  TASK_GROUP: 'ERR_EBT_TASK_GROUP'
+} as const
+/** One of {@link ErrorCode}'s values. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** A `TypeError` with a stable `code`, thrown for misconfiguration. */
+export class OptionError extends TypeError {
+  readonly code: ErrorCode
+  constructor(code: ErrorCode, message: string) {
+    super(`express-background-task: ${message}`)
+    this.name = 'TypeError'
+    this.code = code
+  }
+}
+
+export const ContextEngineName = { ASYNC_LOCAL_STORAGE: 'async-local-storage', CLS_HOOKED: 'cls-hooked' } as const
+
+/** Agent options after validation. */
+export interface AgentConfig {
+  context: 'async-local-storage' | 'cls-hooked' | ClsNamespaceLike
+  apdexT: number
+}
+
+const AGENT_DEFAULTS: AgentConfig = { context: ContextEngineName.ASYNC_LOCAL_STORAGE, apdexT: 0.5 }
+const AGENT_OPTION_KEYS = ['context', 'apdexT'] as const
+const MIDDLEWARE_OPTION_KEYS = [] as const
+const TASK_OPTION_KEYS = ['group'] as const
+const CLS_NAMESPACE_METHODS = ['get', 'set', 'createContext', 'enter', 'exit'] as const
+
+/** Validate agent options once, at construction. @throws {OptionError} */
+export function parseAgentOptions(passed: Readonly<AgentOptions> | undefined): AgentConfig {
+  const options = assertOptionsObject(passed, 'createAgent', AGENT_OPTION_KEYS)
+  const config = { ...AGENT_DEFAULTS }
+  if (options.context !== undefined) config.context = parseContext(options.context)
+  if (options.apdexT !== undefined) {
+    const apdexT = options.apdexT
+    if (typeof apdexT !== 'number' || !Number.isFinite(apdexT) || apdexT <= 0) {
+      throw new OptionError(
+        ErrorCode.APDEX_T,
+        `apdexT must be a finite number of seconds greater than 0, got ${inspect(apdexT)}`
+      )
+    }
+    config.apdexT = apdexT
+  }
+  return config
+}
+
+/** Validate per-mount middleware options. @throws {OptionError} */
+export function parseMiddlewareOptions(passed: Readonly<MiddlewareOptions> | undefined): void {
+  if (isRequestLike(passed)) {
+    throw new OptionError(
+      ErrorCode.MIDDLEWARE_NOT_CALLED,
+      'middleware was given a request: write app.use(middleware()), not app.use(middleware)'
+    )
+  }
+  assertOptionsObject(passed, 'middleware', MIDDLEWARE_OPTION_KEYS)
+}
+
+/** Validate the arguments of backgroundTask(). @throws {OptionError} */
+export function parseTaskArguments(name: unknown, fn: unknown, passed: Readonly<BackgroundTaskOptions> | undefined): string {
+  if (typeof name !== 'string' || name === '') {
+    throw new OptionError(ErrorCode.TASK_NAME, `backgroundTask needs a non-empty string name, got ${inspect(name)}`)
+  }
+  if (typeof fn !== 'function') {
+    throw new OptionError(ErrorCode.TASK_FUNCTION, `backgroundTask needs a function to run, got ${inspect(fn)}`)
+  }
+  const options = assertOptionsObject(passed, 'backgroundTask', TASK_OPTION_KEYS)
+  if (options.group === undefined) return 'Nodejs'
+  if (typeof options.group !== 'string' || options.group === '') {
+    throw new OptionError(ErrorCode.TASK_GROUP, `backgroundTask group must be a non-empty string, got ${inspect(options.group)}`)
+  }
+  return options.group
+}
+
+/** Validate a listener of onTransactionEnd(). @throws {OptionError} */
+export function assertListener(listener: unknown): void {
+  if (typeof listener !== 'function') {
+    throw new OptionError(ErrorCode.LISTENER, `onTransactionEnd needs a function, got ${inspect(listener)}`)
+  }
+}
+
+function parseContext(context: unknown): AgentConfig['context'] {
+  if (context === ContextEngineName.ASYNC_LOCAL_STORAGE || context === ContextEngineName.CLS_HOOKED) return context
+  if (typeof context === 'object' && context !== null) {
+    const missing = CLS_NAMESPACE_METHODS.filter((method) => typeof (context as Record<string, unknown>)[method] !== 'function')
+    if (missing.length === 0) return context as ClsNamespaceLike
+    throw new OptionError(
+      ErrorCode.CONTEXT,
+      `context must be a cls-hooked namespace, but the object given lacks ${missing.join(', ')}`
+    )
+  }
+  throw new OptionError(
+    ErrorCode.CONTEXT,
+    `context must be 'async-local-storage', 'cls-hooked' or a cls-hooked namespace, got ${inspect(context)}`
+  )
+}
+
+function assertOptionsObject<K extends string>(
+  passed: unknown,
+  where: string,
+  allowed: readonly K[]
+): { readonly [key in K]?: unknown } {
+  if (passed === undefined) return {}
+  if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
+    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} options must be an object, got ${inspect(passed)}`)
+  }
+  for (const key of Object.keys(passed)) {
+    if ((allowed as readonly string[]).includes(key)) continue
+    if ((passed as Record<string, unknown>)[key] === undefined) continue
+    const hint = allowed.length === 0 ? 'it takes no options' : `allowed: ${allowed.join(', ')}`
+    throw new OptionError(ErrorCode.UNKNOWN_OPTION, `unknown ${where} option ${inspect(key)} (${hint})`)
+  }
+  return passed as { readonly [key in K]?: unknown }
+}
+
+/** A request passed where options were expected means the factory was mounted uncalled. */
+function isRequestLike(value: unknown): boolean {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { method?: unknown }).method === 'string' &&
+    typeof (value as { headers?: unknown }).headers === 'object' &&
+    typeof (value as { on?: unknown }).on === 'function'
+  )
+}
