@@ -68,16 +68,31 @@ function expressPath(req: ExpressRequest, innermostApp: AppLike, res: ServerResp
   for (let app: AppLike | undefined = innermostApp; app !== undefined; app = app.parent) apps.unshift(app)
   const path = pathname(req.originalUrl ?? req.url ?? '/')
   try {
+    const roots = rootApps(req, apps[0])
     if (req.route !== undefined) {
-      const found = findRoute(stackOf(apps[0]), path, req.route, apps, 0)
-      if (found !== undefined) return found === '' ? '/' : found
+      const search: RouteSearch = { target: req.route, apps, opaque: [], matchRoute: true }
+      for (const root of roots) {
+        const found = findRoute(stackOf(root), path, root, '', search)
+        if (found !== undefined) return found === '' ? '/' : found
+      }
+      // Express has left the sub-app the route is in (an error handler of a parent answers): when one
+      // such mount leads there, the route is taken to be the sub-app's own, under that mount.
+      if (search.opaque.length === 1) return joinTemplates(search.opaque[0], stringifyPath(req.route.path)) || '/'
+      // a middleware rewrote `req.url` on the way: the route as found, whatever its own path
+      search.matchRoute = false
+      for (const root of roots) {
+        const found = findRoute(stackOf(root), path, root, '', search)
+        if (found !== undefined) return found === '' ? '/' : found
+      }
       if (logNaming.enabled) logNaming('find no mount for route %o; name it by its own path', req.route.path)
       return routeTemplate(req.route)
     }
     const baseUrl = req.baseUrl ?? ''
     if (baseUrl !== '') {
-      const found = findMount(stackOf(apps[0]), path, baseUrl, apps, 0)
-      if (found !== undefined) return found === '' ? '/' : found
+      for (const root of roots) {
+        const found = findMount(stackOf(root), path, baseUrl, apps, root)
+        if (found !== undefined) return found === '' ? '/' : found
+      }
       if (logNaming.enabled) logNaming('find no mount for a middleware that answered')
       return UNKNOWN_MOUNT
     }
@@ -88,26 +103,58 @@ function expressPath(req: ExpressRequest, innermostApp: AppLike, res: ServerResp
   return res.statusCode === 404 ? NOT_FOUND : '/'
 }
 
-/** The template of the route `target`, with the templates of the mounts that lead to it. */
-function findRoute(stack: LayerLike[] | undefined, path: string, target: RouteLike, apps: AppLike[], depth: number): string | undefined {
+/**
+ * The app whose server received the request, tried before the top of `req.app`'s chain: an app
+ * used as a plain middleware (`router.use(subApp)`) has no `parent`, so the chain starts there.
+ */
+function rootApps(req: IncomingMessage, top: AppLike): AppLike[] {
+  const server = serverOf(req)
+  if (server === undefined) return [top]
+  let app = serverApps.get(server)
+  if (app === undefined) {
+    app = server.listeners('request').find(isExpressApp) ?? null
+    serverApps.set(server, app)
+  }
+  return app === null || app === top ? [top] : [app, top]
+}
+
+interface RouteSearch {
+  target: RouteLike
+  /** The request's chain of apps, outermost first. */
+  apps: AppLike[]
+  /** Templates of matching sub-app mounts that could not be entered. */
+  opaque: string[]
+  /** Whether the route's own layer must match too (the same router may be mounted at `/` and at `/v1`). */
+  matchRoute: boolean
+}
+
+/** The template of the route searched for under `prefix`, with the templates of the mounts that lead to it. */
+function findRoute(stack: LayerLike[] | undefined, path: string, owner: AppLike, prefix: string, search: RouteSearch): string | undefined {
   if (stack === undefined) return undefined
   for (const layer of stack) {
     if (layer.route !== undefined) {
-      if (layer.route === target) return stringifyPath(target.path)
+      if (layer.route === search.target && (!search.matchRoute || matchLayer(layer, path) !== undefined)) {
+        return joinTemplates(prefix, stringifyPath(layer.route.path))
+      }
       continue
     }
-    const child = childOf(layer, apps, depth)
+    const child = childOf(layer, search.apps, owner)
     if (child === undefined) continue
     const match = matchLayer(layer, path)
     if (match === undefined) continue
-    const found = findRoute(child.stack, remainder(path, match.path), target, apps, child.depth)
-    if (found !== undefined) return joinTemplates(mountTemplate(layer, match, child.app), found)
+    const template = joinTemplates(prefix, mountTemplate(layer, match, child.app))
+    if (child.stack === undefined) {
+      if (!search.opaque.includes(template)) search.opaque.push(template)
+      continue
+    }
+    const found = findRoute(child.stack, remainder(path, match.path), child.owner, template, search)
+    if (found !== undefined) return found
   }
   return undefined
 }
 
 /** The template of the middleware mounted at the concrete prefix `baseUrl` (it answered the request). */
-function findMount(stack: LayerLike[] | undefined, path: string, baseUrl: string, apps: AppLike[], depth: number): string | undefined {
+function findMount(stack: LayerLike[] | undefined, path: string, baseUrl: string, apps: AppLike[], owner: AppLike): string | undefined {
   if (stack === undefined) return undefined
   for (const layer of stack) {
     if (layer.route !== undefined) continue
@@ -118,30 +165,40 @@ function findMount(stack: LayerLike[] | undefined, path: string, baseUrl: string
     if (!baseUrl.startsWith(matched)) continue
     const rest = baseUrl.slice(matched.length)
     if (rest !== '' && rest[0] !== '/') continue
-    const child = childOf(layer, apps, depth)
+    const child = childOf(layer, apps, owner)
     if (rest === '') return mountTemplate(layer, match, child?.app)
     if (child === undefined) continue
-    const found = findMount(child.stack, remainder(path, match.path), rest, apps, child.depth)
+    const found = findMount(child.stack, remainder(path, match.path), rest, apps, child.owner)
     if (found !== undefined) return joinTemplates(mountTemplate(layer, match, child.app), found)
   }
   return undefined
 }
 
-/** A mounted router's stack, or, for a mounted sub-app (a closure Express made), the next app of the request's chain. */
-function childOf(layer: LayerLike, apps: AppLike[], depth: number): { stack: LayerLike[] | undefined; app?: AppLike; depth: number } | undefined {
+/**
+ * What a layer leads into: a mounted router's stack, an app used as a plain middleware, or, for a
+ * sub-app mounted with `app.use` (a closure Express made), the app of the request's chain whose
+ * parent is `owner`. `stack` is undefined when that sub-app is not in the chain any more.
+ */
+function childOf(layer: LayerLike, apps: AppLike[], owner: AppLike): { stack: LayerLike[] | undefined; app?: AppLike; owner: AppLike } | undefined {
   const handle = layer.handle
   if (handle === undefined || handle === null) return undefined
-  if (Array.isArray(handle.stack)) return { stack: handle.stack as LayerLike[], depth }
-  if (handle.name === 'mounted_app' && depth + 1 < apps.length) {
-    const app = apps[depth + 1]
-    return { stack: stackOf(app), app, depth: depth + 1 }
+  if (Array.isArray(handle.stack)) return { stack: handle.stack as LayerLike[], owner }
+  if (isExpressApp(handle)) return { stack: stackOf(handle), owner: handle }
+  if (handle.name === 'mounted_app') {
+    const app = apps.find((candidate) => candidate.parent === owner)
+    return app === undefined ? { stack: undefined, owner } : { stack: stackOf(app), app, owner: app }
   }
   return undefined
 }
 
 function stackOf(app: AppLike): LayerLike[] | undefined {
-  // Express 4 keeps the router in `_router`; Express 5 makes it lazily behind the `router` getter.
-  return (app._router ?? app.router)?.stack
+  // Express 4 keeps the router in `_router` (its `router` getter throws); Express 5 makes it lazily behind `router`.
+  if (app._router !== undefined) return app._router.stack
+  try {
+    return app.router?.stack
+  } catch {
+    return undefined
+  }
 }
 
 /** Run a layer's own matcher. Router >= 2.3 returns the match; older ones store it on the layer. */
@@ -178,28 +235,44 @@ function mountTemplate(layer: LayerLike, match: MatchResult, app: AppLike | unde
 
 /**
  * Express 4 keeps no template for `app.use(path, fn)`, only a regexp, which is read back (casing
- * and all). For a layer whose regexp is not path-to-regexp 0.1's (older router 2.x reports no
- * pattern either), each segment of the concrete match is replaced by a probe in turn, and a segment
- * the layer then captures as parameter `:name` is that parameter. Anything left that holds a
- * parameter's value becomes `*`, so a raw value never reaches a name.
+ * and all; for a path array, the alternative that matched). A RegExp mount is named by the RegExp.
+ * For a layer whose regexp cannot be read (older router 2.x reports no pattern either), each
+ * segment of the concrete match is replaced by a probe in turn, and a segment the layer then
+ * captures as parameter `:name` is that parameter. A segment found as a literal in the regexp is
+ * spelled as the regexp has it (without a regexp, a segment no probe may replace is a literal);
+ * anything else is a value: `:name` when it is a whole parameter's, else `*`, so a raw value never
+ * reaches a name.
  */
 function inferTemplate(layer: LayerLike, match: MatchResult): string {
   const keys = match.keys
-  const read = templateOfRegexp(layer.regexp, keys)
+  const regexp = layer.regexp
+  const read = regexp === undefined ? undefined : templateOfSource(regexp.source, keys)
   if (read !== undefined) {
     templateCache.set(layer, read)
     return read
   }
-  if (keys.length === 0) return match.path
+  if (regexp !== undefined) {
+    // Express 4 keeps a RegExp mount as given; name it as Express 5 does, by the RegExp
+    if (!regexp.source.endsWith(LOOKAHEAD)) {
+      const template = String(regexp)
+      templateCache.set(layer, template)
+      return template
+    }
+    const alternative = templateOfAlternatives(regexp, keys, match.path)
+    if (alternative !== undefined) return alternative
+  }
   const segments = match.path.split('/')
   const resolved: Array<string | undefined> = new Array(segments.length)
+  /** Segments the layer still matches with a probe in their place: not literals. */
+  const free: boolean[] = new Array(segments.length).fill(false)
   let found = 0
-  for (let i = 1; i < segments.length; i++) {
+  for (let i = 1; i < segments.length && keys.length > 0; i++) {
     if (segments[i] === '') continue
     const probe = segments.slice()
     probe[i] = SENTINEL
     const probed = matchLayer(layer, probe.join('/'))
     if (probed === undefined) continue
+    free[i] = true
     for (const key of keys) {
       if (probed.params[key] === SENTINEL) {
         resolved[i] = `:${key}`
@@ -208,55 +281,126 @@ function inferTemplate(layer: LayerLike, match: MatchResult): string {
       }
     }
   }
-  matchLayer(layer, match.path) // put back the state Express 4 keeps on the layer
+  if (keys.length > 0) matchLayer(layer, match.path) // put back the state Express 4 keeps on the layer
   let exact = found === keys.length && !(layer.matchers !== undefined && layer.matchers.length > 1)
   for (let i = 1; i < segments.length; i++) {
     if (resolved[i] !== undefined) {
       segments[i] = resolved[i] as string
       continue
     }
-    const segment = safeDecode(segments[i])
-    for (const key of keys) {
-      const value = match.params[key]
-      if (typeof value !== 'string' || value === '' || !segment.includes(value)) continue
-      segments[i] = segment === value ? `:${key}` : '*'
-      exact = false
-      break
+    if (segments[i] === '') continue
+    // a literal, spelled as the regexp has it; without a regexp, a segment the layer needs as it is
+    const spelled = regexp === undefined ? (free[i] ? undefined : segments[i]) : registeredSpelling(regexp, segments[i])
+    if (spelled !== undefined) {
+      segments[i] = spelled
+      continue
     }
+    exact = false
+    // neither a probed parameter nor a literal of the regexp: a value, named if it is a whole parameter
+    const segment = safeDecode(segments[i])
+    const key = keys.find((name) => match.params[name] === segment)
+    segments[i] = key === undefined ? '*' : `:${key}`
   }
   const template = segments.join('/')
   if (exact) templateCache.set(layer, template)
   return template
 }
 
-/** The pieces path-to-regexp 0.1 (Express 4) writes for a path, and what each was in the template. */
-const REGEXP_TOKENS: Array<[string, (key: string) => string]> = [
-  ['(?:\\/([^/]+?))?', (key) => `/:${key}?`],
-  ['(?:\\/([^/]+?))', (key) => `/:${key}`],
-  ['(?:\\.([^/\\.]+?))?', (key) => `.:${key}?`],
-  ['(?:\\.([^/\\.]+?))', (key) => `.:${key}`],
-  ['(.*)', () => '*']
+/** A whole literal segment of the regexp, spelled as the regexp has it (`users` -> `Users`); undefined when there is none. */
+function registeredSpelling(regexp: RegExp, segment: string): string | undefined {
+  const source = regexp.source
+  const escaped = `\\/${segment.replace(/\./g, '\\.')}`
+  const haystack = regexp.flags.includes('i') ? source.toLowerCase() : source
+  const needle = regexp.flags.includes('i') ? escaped.toLowerCase() : escaped
+  for (let at = haystack.indexOf(needle); at !== -1; at = haystack.indexOf(needle, at + 1)) {
+    const after = source[at + escaped.length]
+    if (after === undefined || !LITERAL_CHAR.test(after)) return source.slice(at + 2, at + escaped.length).replace(/\\\./g, '.')
+  }
+  return undefined
+}
+
+/** A path array's regexp (`^\/a...|^\/b...`): the template of the alternative that matches `path`. */
+function templateOfAlternatives(regexp: RegExp, keys: string[], path: string): string | undefined {
+  const parts = regexp.source.split('|^')
+  if (parts.length < 2) return undefined
+  let first = 0
+  for (let p = 0; p < parts.length; p++) {
+    const source = p === 0 ? parts[p] : `^${parts[p]}`
+    const count = countCaptures(source)
+    let alternative: RegExp
+    try {
+      alternative = new RegExp(source, regexp.flags)
+    } catch {
+      return undefined
+    }
+    if (alternative.test(path)) return templateOfSource(source, keys.slice(first, first + count))
+    first += count
+  }
+  return undefined
+}
+
+function countCaptures(source: string): number {
+  let count = 0
+  for (const found of source.matchAll(/\\.|\((?!\?)/g)) if (found[0][0] !== '\\') count++
+  return count
+}
+
+/** The pieces path-to-regexp 0.1 (Express 4) writes for a path, the keys each holds, and what each was in the template. */
+const REGEXP_TOKENS: Array<[string, number, (key: string) => string]> = [
+  ['(?:\\/([^/]+?)((?:[/].+?)?))?', 2, (key) => `/:${key}*?`],
+  ['(?:\\/([^/]+?)((?:[/].+?)?))', 2, (key) => `/:${key}*`],
+  ['(?:\\/([^/]+?))?', 1, (key) => `/:${key}?`],
+  ['(?:\\/([^/]+?))', 1, (key) => `/:${key}`],
+  ['(?:\\.([^/\\.]+?))?', 1, (key) => `.:${key}?`],
+  ['(?:\\.([^/\\.]+?))', 1, (key) => `.:${key}`],
+  ['(.*)', 1, () => '*']
 ]
-const MOUNT_SUFFIX = '\\/?(?=\\/|$)'
+/** A parameter with its own pattern (`/:id(\\d+)`), after a slash, a dot, or nothing. */
+const CUSTOM_CAPTURES: Array<[string, string]> = [
+  ['(?:\\/(', '/'],
+  ['(?:\\.(', '.'],
+  ['(?:(', '']
+]
+const LOOKAHEAD = '(?=\\/|$)'
+const MOUNT_SUFFIX = '\\/?' + LOOKAHEAD
+/** A parameter after a literal in its segment (`/pre-:id`): a capture that stops at that literal. */
+const BACKTRACK_START = '(?:((?:(?!\\/|'
+const BACKTRACK_END = ').)+?))'
 const LITERAL_CHAR = /[\w~!$&'+,;=:@%-]/
 
 /** `^\/org(?:\/([^/]+?))\/?(?=\/|$)` -> `/org/:orgId`; undefined for anything it does not know. */
-function templateOfRegexp(regexp: RegExp | undefined, keys: string[]): string | undefined {
-  if (regexp === undefined) return undefined
-  let source = regexp.source
-  if (!source.startsWith('^') || !source.endsWith(MOUNT_SUFFIX)) return undefined
-  source = source.slice(1, -MOUNT_SUFFIX.length)
+function templateOfSource(full: string, keys: string[]): string | undefined {
+  if (!full.startsWith('^') || !full.endsWith(MOUNT_SUFFIX)) return undefined
+  const source = full.slice(1, -MOUNT_SUFFIX.length)
   let template = ''
   let key = 0
   let i = 0
   next: while (i < source.length) {
-    for (const [token, write] of REGEXP_TOKENS) {
+    for (const [token, count, write] of REGEXP_TOKENS) {
       if (source.startsWith(token, i)) {
-        if (key >= keys.length) return undefined
-        template += write(keys[key++])
+        if (key + count > keys.length) return undefined
+        template += write(keys[key])
+        key += count
         i += token.length
         continue next
       }
+    }
+    if (source.startsWith(BACKTRACK_START, i)) {
+      const end = source.indexOf(BACKTRACK_END, i + BACKTRACK_START.length)
+      if (end === -1 || key >= keys.length) return undefined
+      i = end + BACKTRACK_END.length
+      template += `:${keys[key++]}`
+      if (source[i] === '?') template += source[i++]
+      continue
+    }
+    for (const [start, separator] of CUSTOM_CAPTURES) {
+      if (!source.startsWith(start, i)) continue
+      const end = closingParen(source, i + start.length)
+      if (end === -1 || source[end + 1] !== ')' || key >= keys.length) return undefined
+      template += `${separator}:${keys[key++]}(${source.slice(i + start.length, end)})`
+      i = end + 2
+      if (source[i] === '?') template += source[i++]
+      continue next
     }
     const char = source[i]
     if (char === '\\' && i + 1 < source.length && (source[i + 1] === '/' || source[i + 1] === '.')) {
@@ -270,8 +414,20 @@ function templateOfRegexp(regexp: RegExp | undefined, keys: string[]): string | 
   return key === keys.length ? template.replace(/\/$/, '') : undefined
 }
 
+/** Index of the `)` that closes a group whose content starts at `from`; -1 if none. */
+function closingParen(source: string, from: number): number {
+  let depth = 1
+  for (let i = from; i < source.length; i++) {
+    const char = source[i]
+    if (char === '\\') i++
+    else if (char === '(') depth++
+    else if (char === ')' && --depth === 0) return i
+  }
+  return -1
+}
+
 function routeTemplate(route: RouteLike): string {
-  return stringifyPath(route.path) || '/'
+  return joinTemplates('', stringifyPath(route.path)) || '/'
 }
 
 function stringifyPath(path: unknown): string {
@@ -280,8 +436,11 @@ function stringifyPath(path: unknown): string {
   return String(path)
 }
 
+/** Join with one slash between; a template without a leading slash (Express 4's `*`) gets one. */
 function joinTemplates(prefix: string, rest: string): string {
-  return prefix.endsWith('/') && rest.startsWith('/') ? prefix + rest.slice(1) : prefix + rest
+  if (rest === '') return prefix
+  if (prefix.endsWith('/')) return rest.startsWith('/') ? prefix + rest.slice(1) : prefix + rest
+  return rest.startsWith('/') ? prefix + rest : `${prefix}/${rest}`
 }
 
 /** The path a mounted router sees, as Express computes it: the mount trimmed off, a leading slash kept. */
@@ -293,7 +452,9 @@ function remainder(path: string, matched: string): string {
 // ---------------------------------------------------------------------------------------- Connect
 
 type ConnectLayer = { route: string; handle: unknown }
+type ServerLike = { listeners(event: string): unknown[] }
 const connectStacks = new WeakMap<object, ConnectLayer[] | null>()
+const serverApps = new WeakMap<object, AppLike | null>()
 
 /**
  * Plain Connect has no routes: the name is the mount path of the middleware that answered, spelled
@@ -305,7 +466,8 @@ function connectPath(req: ExpressRequest, res: ServerResponse): string {
   const current = pathname(req.url ?? '/')
   let removed = ''
   if (original.length > current.length && original.endsWith(current)) removed = original.slice(0, original.length - current.length)
-  else if (current === '/' && original !== '/') removed = original
+  // Connect adds a slash when the rest does not start with one (`/api` and `/api.json` under `/api`)
+  else if (original.endsWith(current.slice(1))) removed = original.slice(0, original.length - current.length + 1)
   removed = removed.replace(/\/$/, '')
   if (removed === '') return res.statusCode === 404 ? NOT_FOUND : '/'
   const registered = connectStack(req)?.find((layer) => layer.route.toLowerCase() === removed.toLowerCase())
@@ -314,8 +476,8 @@ function connectPath(req: ExpressRequest, res: ServerResponse): string {
 
 /** Connect does not put the app on the request; find it among the server's request listeners. */
 function connectStack(req: IncomingMessage): ConnectLayer[] | undefined {
-  const server = (req.socket as unknown as { server?: { listeners?: (event: string) => unknown[] } } | null)?.server
-  if (server === undefined || typeof server.listeners !== 'function') return undefined
+  const server = serverOf(req)
+  if (server === undefined) return undefined
   let stack = connectStacks.get(server)
   if (stack === undefined) {
     const app = server.listeners('request').find((listener) => Array.isArray((listener as { stack?: unknown }).stack))
@@ -323,6 +485,12 @@ function connectStack(req: IncomingMessage): ConnectLayer[] | undefined {
     connectStacks.set(server, stack)
   }
   return stack ?? undefined
+}
+
+/** The server that received the request, to find the app among its request listeners. */
+function serverOf(req: IncomingMessage): ServerLike | undefined {
+  const server = (req.socket as unknown as { server?: Partial<ServerLike> } | null)?.server
+  return server !== undefined && server !== null && typeof server.listeners === 'function' ? (server as ServerLike) : undefined
 }
 
 function pathname(url: string): string {
