@@ -3,10 +3,10 @@ import { asyncLocalStorageEngine } from './context/async-local-storage'
 import { createClsEngine } from './context/cls-hooked'
 import { findActiveTransaction, type ContextEngine } from './context/engine'
 import { logAgent, logTransaction } from './debug'
-import { parseFlag, REQUEST_TRANSACTION } from './flags'
+import { describeValue, parseFlag, REQUEST_TRANSACTION } from './flags'
 import { createMiddleware } from './middleware'
 import { runBackgroundTask } from './background-task'
-import { assertListener, ContextEngineName, parseAgentOptions, type AgentConfig } from './options'
+import { assertFactoryCalled, assertListener, ContextEngineName, parseAgentOptions, type AgentConfig } from './options'
 import type { Transaction } from './transaction'
 import type {
   Agent as PublicAgent,
@@ -37,6 +37,8 @@ class Agent implements PublicAgent {
   }
 
   errorHandler(): ErrorMiddleware {
+    // Mounted uncalled, `app.use(errorHandler)` would run as a plain middleware that never calls next.
+    assertFactoryCalled(arguments[0], 'errorHandler')
     return function expressBackgroundTaskErrors(err, req, _res, next) {
       const tx = (req as { [REQUEST_TRANSACTION]?: Transaction })[REQUEST_TRANSACTION]
       if (tx !== undefined && !tx.ended) tx.noticeError(err)
@@ -78,7 +80,7 @@ class Agent implements PublicAgent {
       try {
         listener(record)
       } catch (err) {
-        if (logAgent.enabled) logAgent('catch a throwing transaction listener: %o', err)
+        if (logAgent.enabled) logAgent('catch a throwing transaction listener: %s', describeValue(err))
       }
     }
   }
@@ -112,8 +114,10 @@ export function middleware(options?: MiddlewareOptions): Middleware {
 /**
  * An error middleware, mounted after the routes, that notices the error on the request's
  * transaction and passes it on unchanged: `app.use(errorHandler())`.
+ * @throws {TypeError} `ERR_EBT_MIDDLEWARE_NOT_CALLED` when mounted as `app.use(errorHandler)`.
  */
 export function errorHandler(): ErrorMiddleware {
+  assertFactoryCalled(arguments[0], 'errorHandler')
   return getDefaultAgent().errorHandler()
 }
 
@@ -125,11 +129,11 @@ export function errorHandler(): ErrorMiddleware {
 export function setBackgroundTask(flag: FlagValue = true): boolean {
   const tx = findActiveTransaction() as Transaction | undefined
   if (tx === undefined) {
-    if (logTransaction.enabled) logTransaction('ignore setBackgroundTask(%o): no active transaction', flag)
+    if (logTransaction.enabled) logTransaction('ignore setBackgroundTask(%s): no active transaction', describeValue(flag))
     return false
   }
   if (parseFlag(flag) === undefined) {
-    if (logTransaction.enabled) logTransaction('ignore setBackgroundTask with unparseable flag %o', flag)
+    if (logTransaction.enabled) logTransaction('ignore setBackgroundTask with unparseable flag %s', describeValue(flag))
     return false
   }
   return tx.setBackgroundTask(flag)

@@ -22,11 +22,11 @@ export function runBackgroundTask<T>(sink: TransactionSink, name: string, fn: ()
     tx.end()
     throw err
   }
-  if (isThenable(result)) {
-    // The handlers return nothing, so this derived promise never rejects: the caller still gets
-    // the original (and its rejection), and no unhandled rejection is ours. Nothing here keeps the
-    // promise alive once it settles.
-    try {
+  try {
+    if (isThenable(result)) {
+      // The handlers return nothing, so this derived promise never rejects: the caller still gets
+      // the original (and its rejection), and no unhandled rejection is ours. Nothing here keeps the
+      // promise alive once it settles.
       result.then(
         () => tx.end(),
         (err: unknown) => {
@@ -34,10 +34,12 @@ export function runBackgroundTask<T>(sink: TransactionSink, name: string, fn: ()
           tx.end()
         }
       )
-    } catch (err) {
-      tx.noticeError(err)
-      tx.end()
+      return result
     }
+  } catch (err) {
+    // A `then` (or a `then` getter) that throws: the caller meets the same throw when it awaits.
+    tx.noticeError(err)
+    tx.end()
     return result
   }
   tx.end()

@@ -1,5 +1,6 @@
 // The req.newrelic flags: value parsing, and the accessor that sees every write, in order.
 import { IncomingMessage } from 'node:http'
+import { inspect } from 'node:util'
 import { logFlags } from './debug'
 
 /** The flag names, in the order they are applied when a transaction starts. */
@@ -50,13 +51,25 @@ export function parseFlag(value: unknown): boolean | undefined {
   return undefined
 }
 
+/**
+ * Describe a value on one debug line, as debug's `%o` does; unlike `%o`, a value whose own
+ * inspection throws (a custom inspect, a hostile proxy) cannot break the request.
+ */
+export function describeValue(value: unknown): string {
+  try {
+    return inspect(value, { depth: 1, breakLength: Infinity }).replace(/\s*\n\s*/g, ' ')
+  } catch {
+    return `(${typeof value} that cannot be inspected)`
+  }
+}
+
 /** Apply one flag write to the request's transaction, if it has one yet (else it waits for the start). */
 function applyFlag(req: RequestWithFlags, name: FlagName, value: unknown): void {
   const tx = req[REQUEST_TRANSACTION]
   if (tx === undefined || tx.ended) return
   const flag = parseFlag(value)
   if (flag === undefined) {
-    if (logFlags.enabled) logFlags('ignore %s with unparseable value %o', name, value)
+    if (logFlags.enabled) logFlags('ignore %s with unparseable value %s', name, describeValue(value))
     return
   }
   if (name === 'setBackgroundTask') tx.classify(flag)
@@ -67,8 +80,9 @@ function applyFlag(req: RequestWithFlags, name: FlagName, value: unknown): void 
 /** Apply the flags set before the middleware ran. */
 export function applyPendingFlags(req: IncomingMessage): void {
   const holder = (req as RequestWithFlags)[REQUEST_FLAGS] as FlagsHolder | undefined
-  const raw = holder?.[RAW_VALUES]
-  if (raw === undefined) return
+  if (holder === undefined) return
+  // A frozen or sealed replacing object could not be observed: read its own values instead.
+  const raw = holder[RAW_VALUES] ?? (holder as RawValues)
   for (const name of FLAG_NAMES) {
     if (raw[name] !== undefined) applyFlag(req as RequestWithFlags, name, raw[name])
   }
@@ -112,37 +126,48 @@ Object.defineProperties(RequestFlagsObject.prototype, ACCESSORS)
 /**
  * `req.newrelic = { ... }` replaced the object: honour its flags now, and turn its three keys
  * into accessors in place, so later writes through any reference to it are seen as well.
+ * A frozen, sealed or non-extensible object is left alone: its current values count once.
  */
 function adoptFlagsObject(req: RequestWithFlags, value: unknown): void {
   if (typeof value !== 'object' || value === null) {
-    if (value !== undefined && logFlags.enabled) logFlags('ignore req.newrelic set to %o', value)
+    if (value !== undefined && logFlags.enabled) logFlags('ignore req.newrelic set to %s', describeValue(value))
     req[REQUEST_FLAGS] = undefined
     return
   }
   const holder = value as FlagsHolder & Record<string, unknown>
   const values: RawValues = {}
-  for (const name of FLAG_NAMES) {
-    if (holder[name] !== undefined) values[name] = holder[name]
-  }
-  let observed = true
-  for (const name of FLAG_NAMES) {
-    try {
-      Object.defineProperty(holder, name, ACCESSORS[name])
-    } catch {
-      observed = false // frozen or sealed: its current values still count
-    }
-  }
+  let observed: boolean
   try {
-    holder[RAW_VALUES] = values
-    holder[FLAGS_REQUEST] = req
-  } catch {
-    observed = false
+    for (const name of FLAG_NAMES) {
+      if (holder[name] !== undefined) values[name] = holder[name]
+    }
+    observed = Object.isExtensible(holder) && observeFlagsObject(holder, req, values)
+  } catch (err) {
+    // A hostile object (a proxy whose traps throw): a flag never throws, so it counts as junk.
+    if (logFlags.enabled) logFlags('ignore req.newrelic set to an unreadable object: %s', describeValue(err))
+    req[REQUEST_FLAGS] = undefined
+    return
   }
   if (!observed && logFlags.enabled) logFlags('read a frozen req.newrelic once; later writes to it are not seen')
   req[REQUEST_FLAGS] = holder
   for (const name of FLAG_NAMES) {
     if (values[name] !== undefined) applyFlag(req, name, values[name])
   }
+}
+
+/** Link the object to its request (non-enumerable, so copies and spreads do not carry it) and define the accessors. */
+function observeFlagsObject(holder: FlagsHolder, req: RequestWithFlags, values: RawValues): boolean {
+  Object.defineProperty(holder, RAW_VALUES, { value: values, writable: true, configurable: true, enumerable: false })
+  Object.defineProperty(holder, FLAGS_REQUEST, { value: req, writable: true, configurable: true, enumerable: false })
+  let observed = true
+  for (const name of FLAG_NAMES) {
+    try {
+      Object.defineProperty(holder, name, ACCESSORS[name])
+    } catch {
+      observed = false // a non-configurable key: its current value still counts
+    }
+  }
+  return observed
 }
 
 /**

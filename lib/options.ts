@@ -61,13 +61,21 @@ export function parseAgentOptions(passed: Readonly<AgentOptions> | undefined): A
 
 /** Validate per-mount middleware options. @throws {OptionError} */
 export function parseMiddlewareOptions(passed: Readonly<MiddlewareOptions> | undefined): void {
-  if (isRequestLike(passed)) {
+  assertFactoryCalled(passed, 'middleware')
+  assertOptionsObject(passed, 'middleware', MIDDLEWARE_OPTION_KEYS)
+}
+
+/**
+ * A factory (`middleware`, `errorHandler`) given a request was mounted uncalled.
+ * @throws {OptionError} `ERR_EBT_MIDDLEWARE_NOT_CALLED`
+ */
+export function assertFactoryCalled(firstArgument: unknown, factory: string): void {
+  if (isRequestLike(firstArgument)) {
     throw new OptionError(
       ErrorCode.MIDDLEWARE_NOT_CALLED,
-      'middleware was given a request: write app.use(middleware()), not app.use(middleware)'
+      `${factory} was given a request: write app.use(${factory}()), not app.use(${factory})`
     )
   }
-  assertOptionsObject(passed, 'middleware', MIDDLEWARE_OPTION_KEYS)
 }
 
 /** Validate the arguments of backgroundTask(). @throws {OptionError} */

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ContextEngine } from './context/engine'
 import { TRANSACTION_BRAND } from './context/engine'
 import { logTransaction } from './debug'
-import { parseFlag } from './flags'
+import { describeValue, parseFlag } from './flags'
 import { webTransactionPath } from './naming'
 import type { Transaction as PublicTransaction, TransactionRecord, FlagValue } from './types'
 import { TransactionType } from './types'
@@ -94,7 +94,7 @@ export class Transaction implements PublicTransaction {
     }
     const background = parseFlag(flag)
     if (background === undefined) {
-      if (logTransaction.enabled) logTransaction('ignore setBackgroundTask with unparseable flag %o', flag)
+      if (logTransaction.enabled) logTransaction('ignore setBackgroundTask with unparseable flag %s', describeValue(flag))
       return false
     }
     this.classify(background)
@@ -108,7 +108,7 @@ export class Transaction implements PublicTransaction {
 
   setName(name: string): void {
     if (typeof name !== 'string' || name === '') {
-      if (logTransaction.enabled) logTransaction('ignore setName with %o', name)
+      if (logTransaction.enabled) logTransaction('ignore setName with %s', describeValue(name))
       return
     }
     this.customName = name
@@ -116,14 +116,14 @@ export class Transaction implements PublicTransaction {
 
   addAttribute(key: string, value: unknown): void {
     if (typeof key !== 'string') {
-      if (logTransaction.enabled) logTransaction('ignore attribute with key %o', key)
+      if (logTransaction.enabled) logTransaction('ignore attribute with key %s', describeValue(key))
       return
     }
     ;(this.attributes ??= {})[key] = value
   }
 
   noticeError(err: unknown): void {
-    this.error = err instanceof Error ? err : new Error(String(err), { cause: err })
+    this.error = err instanceof Error ? err : new Error(messageOf(err), { cause: err })
   }
 
   ignore(): void {
@@ -188,3 +188,12 @@ export class Transaction implements PublicTransaction {
 }
 
 Object.defineProperty(Transaction.prototype, TRANSACTION_BRAND, { value: true })
+
+/** The message of the Error noticed for a thrown non-Error; `Object.create(null)` cannot become a string. */
+function messageOf(value: unknown): string {
+  try {
+    return String(value)
+  } catch {
+    return describeValue(value)
+  }
+}
