@@ -13,3 +13,6 @@ export const {
   TransactionType
 } = cjs
 export type * from './index.js'
+// `export const { ... }` above gives values only; these names are types too.
+export type TransactionType = import('./index.js').TransactionType
+export type ErrorCode = import('./index.js').ErrorCode

@@ -32,18 +32,20 @@ export interface AgentOptions {
    * or a cls-hooked namespace the app already uses (the transaction is stored in it under the key
    * `'transaction'`). Defaults to `'async-local-storage'`.
    */
-  context?: 'async-local-storage' | 'cls-hooked' | ClsNamespaceLike
+  context?: 'async-local-storage' | 'cls-hooked' | ClsNamespaceLike | undefined
   /** The Apdex threshold T in seconds, a finite number > 0. Defaults to `0.5`. */
-  apdexT?: number
+  apdexT?: number | undefined
 }
 
 /** Options of `middleware()`. None exists yet; an unknown key throws, as for agent options. */
-export interface MiddlewareOptions {}
+export interface MiddlewareOptions {
+  readonly [key: string]: never
+}
 
 /** Options of `backgroundTask()`. */
 export interface BackgroundTaskOptions {
   /** The group of the name, `OtherTransaction/<group>/<name>`. Defaults to `'Nodejs'`. */
-  group?: string
+  group?: string | undefined
 }
 
 /** The part of a cls-hooked namespace the package uses. */
