@@ -22,30 +22,20 @@ export function createMiddleware(sink: TransactionSink, options?: MiddlewareOpti
     const existing = (req as Carrier)[REQUEST_TRANSACTION]
     if (existing !== undefined) {
       // Mounted twice, in a sub-app, or by a second agent: the first owns the transaction.
-      // Re-enter it in case a library in between lost the async context.
-      engine.run(existing, next, undefined, NO_ARGUMENTS)
+      // Re-enter it (with its own engine) in case a library in between lost the async context.
+      existing.sink.engine.run(existing, next, undefined, NO_ARGUMENTS)
       return
     }
     const tx = Transaction.forRequest(sink, req, res)
     ;(req as Carrier)[REQUEST_TRANSACTION] = tx
     ;(res as Carrier)[REQUEST_TRANSACTION] = tx
-    // Hook the end before anything else can run: close comes alone when the client went away.
-    res.on('finish', onResponseFinish)
-    res.on('close', onResponseClose)
-    bindEmitter(req as Carrier)
-    bindEmitter(res as Carrier)
+    // The end is hooked here, before anything else runs, by the response's emit (below).
+    bindEmitter(req as Carrier, emitInTransaction)
+    bindEmitter(res as Carrier, emitResponseInTransaction)
     applyPendingFlags(req)
     if (logAgent.enabled) logAgent('start transaction %s for %s', tx.id, req.method)
     engine.run(tx, next, undefined, NO_ARGUMENTS)
   }
-}
-
-function onResponseFinish(this: Carrier): void {
-  this[REQUEST_TRANSACTION]?.finish(false)
-}
-
-function onResponseClose(this: Carrier & { writableFinished?: boolean }): void {
-  this[REQUEST_TRANSACTION]?.finish(this.writableFinished !== true)
 }
 
 /**
@@ -54,9 +44,24 @@ function onResponseClose(this: Carrier & { writableFinished?: boolean }): void {
  * listeners in it, without wrapping the listeners themselves, so `once`, `removeListener`,
  * `listenerCount` and `rawListeners` behave exactly as without the package.
  */
-function bindEmitter(emitter: Carrier): void {
+function bindEmitter(emitter: Carrier, emit: EventEmitter['emit']): void {
   if (Object.prototype.hasOwnProperty.call(emitter, 'emit')) emitter[ORIGINAL_EMIT] = emitter.emit
-  emitter.emit = emitInTransaction
+  emitter.emit = emit
+}
+
+/**
+ * The response's emit ends the transaction on `finish`, or on `close` when `finish` never came (the
+ * client went away: aborted), right after the app's own listeners of that event ran, so they still
+ * see the transaction; it adds no listener, so `listenerCount('finish')` is what the app made it.
+ */
+function emitResponseInTransaction(this: Carrier & { writableFinished?: boolean }, ...args: [string | symbol, ...unknown[]]): boolean {
+  const event = args[0]
+  if (event !== 'finish' && event !== 'close') return Reflect.apply(emitInTransaction, this, args) as boolean
+  try {
+    return Reflect.apply(emitInTransaction, this, args) as boolean
+  } finally {
+    this[REQUEST_TRANSACTION]?.finish(event === 'close' && this.writableFinished !== true)
+  }
 }
 
 function emitInTransaction(this: Carrier, ...args: [string | symbol, ...unknown[]]): boolean {

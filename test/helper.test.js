@@ -402,11 +402,7 @@ for (const engine of ENGINES) {
       })
 
       const other = ENGINES.find((candidate) => candidate !== engine)
-      it(`finds the innermost transaction when a ${other.name} agent's task runs inside a ${engine.name} request`, {
-        todo: engine.name === 'async-local-storage'
-          ? 'lib/context/engine.ts findActiveTransaction checks AsyncLocalStorage before cls namespaces, so the outer web transaction wins'
-          : undefined
-      }, async () => {
+      it(`finds the innermost transaction when a ${other.name} agent's task runs inside a ${engine.name} request`, async () => {
         const outer = recordingAgent(engine.options())
         const inner = recordingAgent(other.options())
         const app = FRAMEWORKS['express 5']()()

@@ -14,6 +14,8 @@ export interface ContextEngine {
 /** What engines and the registry need of a transaction, kept minimal so two installed copies interoperate. */
 export interface TransactionLike {
   isActive(): boolean
+  /** `performance.now()` at the start; orders transactions of engines used side by side. */
+  readonly startMono: number
   /** Engine-private slot (the cls-hooked context of this transaction). */
   contextSlot: unknown
 }
@@ -42,14 +44,18 @@ export function isTransaction(value: unknown): value is TransactionLike {
   return typeof value === 'object' && value !== null && (value as any)[TRANSACTION_BRAND] === true
 }
 
-/** The innermost active transaction, whichever agent or engine started it. */
+/**
+ * The innermost active transaction, whichever agent or engine started it. When agents with different
+ * engines are nested (a cls-hooked task inside an AsyncLocalStorage request), each engine holds one:
+ * a transaction starts while the outer ones are active, so the one started last is the innermost.
+ */
 export function findActiveTransaction(): TransactionLike | undefined {
   const stored = registry.storage.getStore()
-  if (stored !== undefined && stored.isActive()) return stored
+  let found = stored !== undefined && stored.isActive() ? stored : undefined
   for (const namespace of registry.namespaces) {
     if (!namespace.active) continue
     const tx = namespace.get('transaction')
-    if (isTransaction(tx) && tx.isActive()) return tx
+    if (isTransaction(tx) && tx.isActive() && (found === undefined || tx.startMono > found.startMono)) found = tx
   }
-  return undefined
+  return found
 }
