@@ -142,7 +142,8 @@ export class Transaction implements PublicTransaction {
     this.aborted = aborted
     if (this.res !== undefined) {
       this.statusCode = this.res.statusCode
-      if (this.customName === undefined) this.computeRequestName()
+      // the route template is the record's path even under a custom name
+      if (!this.ignored) this.computeRequestName()
       this.req = undefined
       this.res = undefined
     }
@@ -150,6 +151,7 @@ export class Transaction implements PublicTransaction {
       if (logTransaction.enabled) logTransaction('drop ignored transaction %s', this.id)
       return
     }
+    if (logTransaction.enabled) logTransaction('end %s %s in %s ms', this.id, this.name, this.duration.toFixed(1))
     this.sink.transactionEnded(this)
   }
 

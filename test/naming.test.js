@@ -685,6 +685,8 @@ for (const engine of ENGINES) {
           assert.equal(web.type, 'web')
           assert.equal(web.name, 'WebTransaction/Custom/checkout')
           assert.equal(web.method, connect ? 'GET' : 'POST')
+          // the record's path stays the route template under a custom name
+          assert.equal(web.path, connect ? '/Checkout' : '/shop/:shopId/checkout/:cart')
           const other = await recordOf(`${prefix}/background-checkout/4`, post)
           assert.equal(other.type, 'background')
           assert.equal(other.name, 'OtherTransaction/Custom/checkout')
