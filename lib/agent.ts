@@ -3,7 +3,7 @@ import { asyncLocalStorageEngine } from './context/async-local-storage'
 import { createClsEngine } from './context/cls-hooked'
 import { findActiveTransaction, type ContextEngine } from './context/engine'
 import { logAgent, logTransaction } from './debug'
-import { describeValue, parseFlag, REQUEST_TRANSACTION } from './flags'
+import { describeValue, REQUEST_TRANSACTION } from './flags'
 import { createMiddleware } from './middleware'
 import { runBackgroundTask } from './background-task'
 import { assertFactoryCalled, assertListener, ContextEngineName, parseAgentOptions, type AgentConfig } from './options'
@@ -20,6 +20,8 @@ import type {
   TransactionEndListener
 } from './types'
 
+const AGENT_METHODS = ['middleware', 'errorHandler', 'backgroundTask', 'onTransactionEnd', 'setBackgroundTask', 'getTransaction'] as const
+
 class Agent implements PublicAgent {
   readonly config: AgentConfig
   readonly engine: ContextEngine
@@ -30,6 +32,8 @@ class Agent implements PublicAgent {
     const context = this.config.context
     this.engine = context === ContextEngineName.ASYNC_LOCAL_STORAGE ? asyncLocalStorageEngine : createClsEngine(context === ContextEngineName.CLS_HOOKED ? undefined : context)
     if (logAgent.enabled) logAgent('create agent with engine %s, apdexT %d', this.engine.name, this.config.apdexT)
+    // Bound, so `const { middleware, backgroundTask } = createAgent()` works like the top-level functions.
+    for (const method of AGENT_METHODS) (this as Record<string, unknown>)[method] = (this[method] as Function).bind(this)
   }
 
   middleware(options?: MiddlewareOptions): Middleware {
@@ -65,10 +69,6 @@ class Agent implements PublicAgent {
 
   getTransaction(req?: object): PublicTransaction | undefined {
     return getTransaction(req)
-  }
-
-  hasListeners(): boolean {
-    return this.listeners.length > 0
   }
 
   /** Deliver the record to every listener; one that throws is reported and never reaches the request. */
@@ -132,10 +132,6 @@ export function setBackgroundTask(flag: FlagValue = true): boolean {
     if (logTransaction.enabled) logTransaction('ignore setBackgroundTask(%s): no active transaction', describeValue(flag))
     return false
   }
-  if (parseFlag(flag) === undefined) {
-    if (logTransaction.enabled) logTransaction('ignore setBackgroundTask with unparseable flag %s', describeValue(flag))
-    return false
-  }
   return tx.setBackgroundTask(flag)
 }
 
@@ -144,10 +140,13 @@ export function setBackgroundTask(flag: FlagValue = true): boolean {
  * @param req - optional; the explicit path when the async context may be wrong (pooled clients).
  */
 export function getTransaction(req?: object): PublicTransaction | undefined {
+  // `null` counts as no argument; anything else that is not an object holds no transaction
   const tx =
-    req === undefined
+    req === undefined || req === null
       ? (findActiveTransaction() as Transaction | undefined)
-      : (req as { [REQUEST_TRANSACTION]?: Transaction })[REQUEST_TRANSACTION]
+      : typeof req === 'object' || typeof req === 'function'
+        ? (req as { [REQUEST_TRANSACTION]?: Transaction })[REQUEST_TRANSACTION]
+        : undefined
   return tx !== undefined && tx.isActive() ? tx : undefined
 }
 

@@ -1,10 +1,12 @@
 // backgroundTask(): run a function inside a new background transaction and end it when it settles.
+import { NO_ARGUMENTS } from './context/engine'
+import { logTransaction } from './debug'
+import { describeValue } from './flags'
 import { Transaction, type TransactionSink } from './transaction'
 import { parseTaskArguments } from './options'
 import type { BackgroundTaskOptions } from './types'
 import { TransactionType } from './types'
 
-const NO_ARGUMENTS: readonly unknown[] = []
 
 /**
  * Run `fn` in a new transaction `OtherTransaction/<group>/<name>` and return what it returns, the
@@ -18,32 +20,34 @@ export function runBackgroundTask<T>(sink: TransactionSink, name: string, fn: ()
   try {
     result = sink.engine.run(tx, fn, undefined, NO_ARGUMENTS)
   } catch (err) {
-    tx.noticeError(err)
-    tx.end()
+    fail(tx, err)
     throw err
   }
   try {
     if (isThenable(result)) {
       // The handlers return nothing, so this derived promise never rejects: the caller still gets
-      // the original (and its rejection), and no unhandled rejection is ours. Nothing here keeps the
-      // promise alive once it settles.
+      // the original (and its rejection), and no unhandled rejection is ours (so a rejection nobody
+      // handles is only on the record and in the debug log). Nothing here keeps the promise alive.
       result.then(
         () => tx.end(),
-        (err: unknown) => {
-          tx.noticeError(err)
-          tx.end()
-        }
+        (err: unknown) => fail(tx, err)
       )
       return result
     }
   } catch (err) {
     // A `then` (or a `then` getter) that throws: the caller meets the same throw when it awaits.
-    tx.noticeError(err)
-    tx.end()
+    fail(tx, err)
     return result
   }
   tx.end()
   return result
+}
+
+/** The task threw or rejected: record the error and end. */
+function fail(tx: Transaction, err: unknown): void {
+  tx.noticeError(err)
+  if (logTransaction.enabled) logTransaction('notice error of %s: %s', tx.name, describeValue(err))
+  tx.end()
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

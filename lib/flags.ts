@@ -79,13 +79,23 @@ function applyFlag(req: RequestWithFlags, name: FlagName, value: unknown): void 
 
 /** Apply the flags set before the middleware ran. */
 export function applyPendingFlags(req: IncomingMessage): void {
-  const holder = (req as RequestWithFlags)[REQUEST_FLAGS] as FlagsHolder | undefined
-  if (holder === undefined) return
-  // A frozen or sealed replacing object could not be observed: read its own values instead.
-  const raw = holder[RAW_VALUES] ?? (holder as RawValues)
+  const raw = ((req as RequestWithFlags)[REQUEST_FLAGS] as FlagsHolder | undefined)?.[RAW_VALUES]
+  if (raw !== undefined) applyFlagValues(req as RequestWithFlags, raw)
+}
+
+function applyFlagValues(req: RequestWithFlags, values: RawValues): void {
   for (const name of FLAG_NAMES) {
-    if (raw[name] !== undefined) applyFlag(req as RequestWithFlags, name, raw[name])
+    if (values[name] !== undefined) applyFlag(req, name, values[name])
   }
+}
+
+/**
+ * The request's flags object stops speaking for it: it was replaced, or the transaction ended (a
+ * shared object then serves the next request, and keeps no ended request alive).
+ */
+export function releaseRequestFlags(req: IncomingMessage): void {
+  const holder = (req as RequestWithFlags)[REQUEST_FLAGS] as FlagsHolder | undefined
+  if (holder !== undefined && holder[FLAGS_REQUEST] === req) holder[FLAGS_REQUEST] = undefined
 }
 
 function rawValues(holder: FlagsHolder): RawValues {
@@ -125,10 +135,12 @@ Object.defineProperties(RequestFlagsObject.prototype, ACCESSORS)
 
 /**
  * `req.newrelic = { ... }` replaced the object: honour its flags now, and turn its three keys
- * into accessors in place, so later writes through any reference to it are seen as well.
- * A frozen, sealed or non-extensible object is left alone: its current values count once.
+ * into accessors in place, so later writes through any reference to it are seen as well. An object
+ * that cannot be adopted (frozen, sealed, non-extensible, or still speaking for another request in
+ * flight, as a shared constant may be) is read once, into a flags object of this request's own.
  */
 function adoptFlagsObject(req: RequestWithFlags, value: unknown): void {
+  releaseRequestFlags(req)
   if (typeof value !== 'object' || value === null) {
     if (value !== undefined && logFlags.enabled) logFlags('ignore req.newrelic set to %s', describeValue(value))
     req[REQUEST_FLAGS] = undefined
@@ -136,38 +148,42 @@ function adoptFlagsObject(req: RequestWithFlags, value: unknown): void {
   }
   const holder = value as FlagsHolder & Record<string, unknown>
   const values: RawValues = {}
-  let observed: boolean
+  let adopted: boolean
   try {
     for (const name of FLAG_NAMES) {
       if (holder[name] !== undefined) values[name] = holder[name]
     }
-    observed = Object.isExtensible(holder) && observeFlagsObject(holder, req, values)
+    const linked = holder[FLAGS_REQUEST]
+    adopted = (linked === undefined || linked === req) && Object.isExtensible(holder)
+    if (adopted) observeFlagsObject(holder, req, values)
   } catch (err) {
     // A hostile object (a proxy whose traps throw): a flag never throws, so it counts as junk.
     if (logFlags.enabled) logFlags('ignore req.newrelic set to an unreadable object: %s', describeValue(err))
     req[REQUEST_FLAGS] = undefined
     return
   }
-  if (!observed && logFlags.enabled) logFlags('read a frozen req.newrelic once; later writes to it are not seen')
-  req[REQUEST_FLAGS] = holder
-  for (const name of FLAG_NAMES) {
-    if (values[name] !== undefined) applyFlag(req, name, values[name])
+  if (adopted) req[REQUEST_FLAGS] = holder
+  else {
+    if (logFlags.enabled) logFlags('read a frozen or shared req.newrelic once; later writes to it are not seen')
+    const own = new RequestFlagsObject(req)
+    own[RAW_VALUES] = values
+    req[REQUEST_FLAGS] = own
   }
+  applyFlagValues(req, values)
 }
 
 /** Link the object to its request (non-enumerable, so copies and spreads do not carry it) and define the accessors. */
-function observeFlagsObject(holder: FlagsHolder, req: RequestWithFlags, values: RawValues): boolean {
+function observeFlagsObject(holder: FlagsHolder, req: RequestWithFlags, values: RawValues): void {
   Object.defineProperty(holder, RAW_VALUES, { value: values, writable: true, configurable: true, enumerable: false })
   Object.defineProperty(holder, FLAGS_REQUEST, { value: req, writable: true, configurable: true, enumerable: false })
-  let observed = true
   for (const name of FLAG_NAMES) {
     try {
       Object.defineProperty(holder, name, ACCESSORS[name])
     } catch {
-      observed = false // a non-configurable key: its current value still counts
+      // a non-configurable key: its current value still counts, later writes to it are not seen
+      if (logFlags.enabled) logFlags('read req.newrelic.%s once; it cannot be observed', name)
     }
   }
-  return observed
 }
 
 /**

@@ -1,6 +1,7 @@
 // The request middleware: one web transaction per request, ended exactly once on finish or close.
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { EventEmitter } from 'node:events'
+import { NO_ARGUMENTS } from './context/engine'
 import { applyPendingFlags, installRequestFlags, REQUEST_TRANSACTION } from './flags'
 import { logAgent } from './debug'
 import { Transaction, type TransactionSink } from './transaction'
@@ -8,7 +9,6 @@ import { parseMiddlewareOptions } from './options'
 import type { Middleware, MiddlewareOptions } from './types'
 
 const ORIGINAL_EMIT = Symbol('express-background-task.original-emit')
-const NO_ARGUMENTS: readonly unknown[] = []
 
 type Carrier = EventEmitter & { [REQUEST_TRANSACTION]?: Transaction; [ORIGINAL_EMIT]?: EventEmitter['emit'] }
 

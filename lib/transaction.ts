@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ContextEngine } from './context/engine'
 import { TRANSACTION_BRAND } from './context/engine'
 import { logTransaction } from './debug'
-import { describeValue, parseFlag } from './flags'
+import { describeValue, parseFlag, releaseRequestFlags } from './flags'
 import { webTransactionPath } from './naming'
 import type { Transaction as PublicTransaction, TransactionRecord, FlagValue } from './types'
 import { TransactionType } from './types'
@@ -22,7 +22,6 @@ let lastSequence = 0
 export interface TransactionSink {
   readonly engine: ContextEngine
   transactionEnded(tx: Transaction): void
-  hasListeners(): boolean
 }
 
 /** The live handle of a web or background transaction. */
@@ -142,8 +141,9 @@ export class Transaction implements PublicTransaction {
     this.aborted = aborted
     if (this.res !== undefined) {
       this.statusCode = this.res.statusCode
-      // the route template is the record's path even under a custom name
-      if (!this.ignored) this.computeRequestName()
+      // the route template is the record's path even under a custom name; named while `req` is here
+      this.computeRequestName()
+      releaseRequestFlags(this.req as IncomingMessage)
       this.req = undefined
       this.res = undefined
     }

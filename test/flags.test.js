@@ -161,7 +161,9 @@ const WAYS = {
     before(req) {
       const frozen = Object.freeze({ [flag]: value })
       req.newrelic = frozen
-      assert.equal(req.newrelic, frozen)
+      // read once into a flags object of the request's own, which later writes still reach
+      assert.notEqual(req.newrelic, frozen)
+      assert.deepEqual(JSON.parse(JSON.stringify(req.newrelic)), { [flag]: value })
     },
     async handler(req) {
       await settle()
@@ -173,7 +175,7 @@ const WAYS = {
       await settle()
       const frozen = Object.freeze({ [flag]: value })
       req.newrelic = frozen
-      assert.equal(req.newrelic, frozen)
+      assert.notEqual(req.newrelic, frozen)
       assert.equal(req.newrelic[flag], value)
     }
   }),
@@ -191,10 +193,11 @@ const WAYS = {
       const kept = Object.preventExtensions({ [flag]: false })
       req.newrelic = kept
       await settle()
-      kept[flag] = value // a plain data write: must not throw, and is honoured or at least harmless
-      assert.equal(req.newrelic[flag], value)
+      kept[flag] = value // a plain data write: must not throw, and is harmless
+      assert.equal(kept[flag], value)
       // A non-extensible object cannot be observed; writing to req.newrelic itself still counts.
-      req.newrelic = { [flag]: value }
+      req.newrelic[flag] = value
+      assert.equal(req.newrelic[flag], value)
     }
   }),
   'by a class instance replacing req.newrelic': (flag, value) => ({
@@ -622,4 +625,84 @@ for (const engine of ENGINES) {
       })
     })
   }
+}
+
+// A flags object shared between requests, or replaced, must never let one request's write reach another.
+for (const engine of ENGINES) {
+  describe(`req.newrelic objects that outlive one request (${engine.name})`, () => {
+    const { recordingAgent, listen, request } = require('./helpers')
+
+    it('a constant object assigned by concurrent requests: each write reaches only its own request', async () => {
+      const express = require('express')
+      const { agent, waitFor } = recordingAgent(engine.options())
+      const SHARED = {}
+      let releaseFirst
+      const firstMayGo = new Promise((resolve) => { releaseFirst = resolve })
+      let secondAssigned
+      const secondHasAssigned = new Promise((resolve) => { secondAssigned = resolve })
+      const app = express()
+      app.use(agent.middleware())
+      app.get('/first', async (req, res) => {
+        req.newrelic = SHARED
+        await firstMayGo
+        req.newrelic.setBackgroundTask = true // this request only
+        res.end('first')
+      })
+      app.get('/second', async (req, res) => {
+        req.newrelic = SHARED // still speaking for /first, which is in flight
+        secondAssigned()
+        await delay(20)
+        res.end('second')
+      })
+      const server = await listen(app)
+      try {
+        const first = request(server.url('/first'))
+        await delay(20)
+        const second = request(server.url('/second'))
+        await secondHasAssigned
+        releaseFirst()
+        await Promise.all([first, second])
+        const records = await waitFor(2)
+        const typeOf = (path) => records.find((r) => r.path === path).type
+        assert.equal(typeOf('/first'), 'background')
+        assert.equal(typeOf('/second'), 'web')
+        // the constant was adopted by the first request: its keys became accessors
+        assert.equal(Object.keys(SHARED).sort().join(), 'ignoreTransaction,setBackgroundTask,suppressApdexMetric')
+      } finally {
+        await server.close()
+      }
+    })
+
+    it('writes through a replaced object no longer count; the new object speaks for the request', async () => {
+      const express = require('express')
+      const { agent, waitFor } = recordingAgent(engine.options())
+      const app = express()
+      app.use(agent.middleware())
+      app.get('/replaced', (req, res) => {
+        const first = {}
+        req.newrelic = first
+        req.newrelic = { suppressApdexMetric: true }
+        first.setBackgroundTask = true // the old object: ignored
+        res.end('ok')
+      })
+      app.get('/default-replaced', (req, res) => {
+        const original = req.newrelic
+        req.newrelic = {}
+        original.setBackgroundTask = true // the object req.newrelic was before: ignored
+        res.end('ok')
+      })
+      const server = await listen(app)
+      try {
+        await request(server.url('/replaced'))
+        await request(server.url('/default-replaced'))
+        const records = await waitFor(2)
+        assert.deepEqual(records.map((r) => [r.path, r.type, r.suppressApdexMetric]), [
+          ['/replaced', 'web', true],
+          ['/default-replaced', 'web', false]
+        ])
+      } finally {
+        await server.close()
+      }
+    })
+  })
 }

@@ -431,3 +431,75 @@ for (const engine of ENGINES) {
     })
   })
 }
+
+for (const engine of ENGINES) {
+  describe(`agent and handle edge cases (${engine.name})`, () => {
+    it('getTransaction(null) is getTransaction(); a non-object holds no transaction', async () => {
+      const express = require('express')
+      const { agent, waitFor } = recordingAgent(engine.options())
+      const app = express()
+      app.use(agent.middleware())
+      const seen = {}
+      app.get('/t', (req, res) => {
+        seen.null = ebt.getTransaction(null) === ebt.getTransaction()
+        seen.active = ebt.getTransaction() !== undefined
+        seen.string = ebt.getTransaction('req')
+        res.end('ok')
+      })
+      const server = await listen(app)
+      try {
+        const { status } = await request(server.url('/t'))
+        await waitFor(1)
+        assert.equal(status, 200)
+        assert.deepEqual(seen, { null: true, active: true, string: undefined })
+      } finally {
+        await server.close()
+      }
+    })
+
+    it('agent methods work when taken off the agent, like the top-level functions', async () => {
+      const express = require('express')
+      const { middleware, backgroundTask, onTransactionEnd, setBackgroundTask, getTransaction, errorHandler } = ebt.createAgent(engine.options())
+      const records = []
+      onTransactionEnd((record) => records.push(record))
+      const app = express()
+      app.use(middleware())
+      app.get('/t', (req, res) => {
+        assert.equal(getTransaction(req) !== undefined, true)
+        assert.equal(setBackgroundTask(), true)
+        res.end(String(backgroundTask('inner', () => 7)))
+      })
+      app.use(errorHandler())
+      const server = await listen(app)
+      try {
+        const { body } = await request(server.url('/t'))
+        await delay(20)
+        assert.equal(body, '7')
+        assert.deepEqual(records.map((r) => r.name).sort(), ['OtherTransaction/Expressjs/GET//t', 'OtherTransaction/Nodejs/inner'])
+      } finally {
+        await server.close()
+      }
+    })
+
+    it('the handle of an ignored request still reads its name after the end', async () => {
+      const express = require('express')
+      const { agent } = recordingAgent(engine.options())
+      const app = express()
+      app.use(agent.middleware())
+      let handle
+      app.get('/users/:id', (req, res) => {
+        handle = ebt.getTransaction()
+        handle.ignore()
+        res.end('ok')
+      })
+      const server = await listen(app)
+      try {
+        await request(server.url('/users/5'))
+        await delay(20)
+        assert.equal(handle.name, 'WebTransaction/Expressjs/GET//users/:id')
+      } finally {
+        await server.close()
+      }
+    })
+  })
+}

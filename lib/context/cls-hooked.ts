@@ -50,10 +50,6 @@ export function createClsEngine(namespace: ClsNamespaceLike | undefined): Contex
 
   return {
     name: 'cls-hooked',
-    current() {
-      if (!ns.active) return undefined
-      return ns.get(TRANSACTION_KEY) as TransactionLike | undefined
-    },
     run(tx, fn, thisArg, args) {
       const context = contextOf(tx)
       if (ns.active === context) return Reflect.apply(fn, thisArg, args)

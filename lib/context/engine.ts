@@ -5,8 +5,6 @@ import type { ClsNamespaceLike } from '../types'
 /** What the package needs from a context engine. */
 export interface ContextEngine {
   readonly name: string
-  /** The transaction this engine holds in the current async context, ended or not. */
-  current(): TransactionLike | undefined
   /** Call `fn` with `tx` active; exceptions and the return value pass through unchanged. */
   run<R>(tx: TransactionLike, fn: (...args: any[]) => R, thisArg: unknown, args: ArrayLike<unknown>): R
 }
@@ -19,6 +17,9 @@ export interface TransactionLike {
   /** Engine-private slot (the cls-hooked context of this transaction). */
   contextSlot: unknown
 }
+
+/** The arguments of a call that takes none, shared so no call allocates them. */
+export const NO_ARGUMENTS: readonly unknown[] = Object.freeze([])
 
 /** Tags transactions of every installed copy, so another copy's transaction is recognised. */
 export const TRANSACTION_BRAND = Symbol.for('express-background-task.transaction')
