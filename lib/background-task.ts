@@ -1,12 +1,10 @@
 // backgroundTask(): run a function inside a new background transaction and end it when it settles.
 import { NO_ARGUMENTS } from './context/engine'
-import { logTransaction } from './debug'
-import { describeValue } from './flags'
+import { describeValue, logTransaction } from './debug'
 import { Transaction, type TransactionSink } from './transaction'
 import { parseTaskArguments } from './options'
 import type { BackgroundTaskOptions } from './types'
 import { TransactionType } from './types'
-
 
 /**
  * Run `fn` in a new transaction `OtherTransaction/<group>/<name>` and return what it returns, the

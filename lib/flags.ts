@@ -1,7 +1,6 @@
 // The req.newrelic flags: value parsing, and the accessor that sees every write, in order.
 import { IncomingMessage } from 'node:http'
-import { inspect } from 'node:util'
-import { logFlags } from './debug'
+import { describeValue, logFlags } from './debug'
 
 /** The flag names, in the order they are applied when a transaction starts. */
 export const FLAG_NAMES = ['setBackgroundTask', 'ignoreTransaction', 'suppressApdexMetric'] as const
@@ -49,18 +48,6 @@ export function parseFlag(value: unknown): boolean | undefined {
       }
   }
   return undefined
-}
-
-/**
- * Describe a value on one debug line, as debug's `%o` does; unlike `%o`, a value whose own
- * inspection throws (a custom inspect, a hostile proxy) cannot break the request.
- */
-export function describeValue(value: unknown): string {
-  try {
-    return inspect(value, { depth: 1, breakLength: Infinity }).replace(/\s*\n\s*/g, ' ')
-  } catch {
-    return `(${typeof value} that cannot be inspected)`
-  }
 }
 
 /** Apply one flag write to the request's transaction, if it has one yet (else it waits for the start). */

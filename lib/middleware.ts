@@ -56,17 +56,22 @@ function bindEmitter(emitter: Carrier, emit: EventEmitter['emit']): void {
  */
 function emitResponseInTransaction(this: Carrier & { writableFinished?: boolean }, ...args: [string | symbol, ...unknown[]]): boolean {
   const event = args[0]
-  if (event !== 'finish' && event !== 'close') return Reflect.apply(emitInTransaction, this, args) as boolean
+  if (event !== 'finish' && event !== 'close') return emitWithin(this, args)
   try {
-    return Reflect.apply(emitInTransaction, this, args) as boolean
+    return emitWithin(this, args)
   } finally {
     this[REQUEST_TRANSACTION]?.finish(event === 'close' && this.writableFinished !== true)
   }
 }
 
 function emitInTransaction(this: Carrier, ...args: [string | symbol, ...unknown[]]): boolean {
-  const original = this[ORIGINAL_EMIT] ?? (Object.getPrototypeOf(this) as EventEmitter).emit
-  const tx = this[REQUEST_TRANSACTION]
-  if (tx === undefined) return Reflect.apply(original, this, args) as boolean
-  return tx.sink.engine.run(tx, original, this, args) as boolean
+  return emitWithin(this, args)
+}
+
+/** Call the emitter's own emit inside its transaction's context. */
+function emitWithin(emitter: Carrier, args: [string | symbol, ...unknown[]]): boolean {
+  const original = emitter[ORIGINAL_EMIT] ?? (Object.getPrototypeOf(emitter) as EventEmitter).emit
+  const tx = emitter[REQUEST_TRANSACTION]
+  if (tx === undefined) return Reflect.apply(original, emitter, args) as boolean
+  return tx.sink.engine.run(tx, original, emitter, args) as boolean
 }

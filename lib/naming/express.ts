@@ -1,6 +1,6 @@
 // Express: the route template that answered, found by walking the app's router stacks with each layer's own match().
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { logNaming } from '../debug'
+import { describeValue, logNaming } from '../debug'
 import { inferredMountTemplate } from './express4-mounts'
 import { matchLayer, type AppLike, type ExpressRequest, type LayerLike, type MatchResult, type RouteLike } from './layers'
 import { joinTemplates, NOT_FOUND, pathname, serverOf, stringifyPath, UNKNOWN_MOUNT } from './paths'
@@ -30,7 +30,7 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
         const found = findRoute(stackOf(root), path, root, '', search)
         if (found !== undefined) return found === '' ? '/' : found
       }
-      if (logNaming.enabled) logNaming('find no mount for route %o; name it by its own path', req.route.path)
+      if (logNaming.enabled) logNaming('find no mount for route %s; name it by its own path', describeValue(req.route.path))
       return routeTemplate(req.route)
     }
     const baseUrl = req.baseUrl ?? ''
@@ -43,7 +43,7 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
       return UNKNOWN_MOUNT
     }
   } catch (err) {
-    if (logNaming.enabled) logNaming('fail to walk the router stack: %o', err)
+    if (logNaming.enabled) logNaming('fail to walk the router stack: %s', describeValue(err))
     return UNKNOWN_MOUNT
   }
   return res.statusCode === 404 ? NOT_FOUND : '/'
