@@ -1,19 +1,22 @@
 'use strict'
-// `npm start`: run the server-sent-events example on a free loopback port, send it a realistic mix
-// of traffic (API calls, 404s, slow exports, event streams that clients hold open for 0.5-1.5 s),
-// then print every ended transaction grouped by name and type, and exit.
+// `npm start`: what marking long endpoints as background does to web metrics. The same traffic
+// (API calls, 404s, slow exports, event streams that clients hold open for 1-3 s) is sent twice to
+// the server-sent-events example: once with the long endpoints left as web, once marked background.
+// Each run is harvested with `metrics({ reset: true })`, and every figure printed comes from there.
 const http = require('node:http')
 const { once } = require('node:events')
 const { setTimeout: sleep } = require('node:timers/promises')
-const { createAgent } = require('express-background-task')
+const { metrics } = require('express-background-task')
 const { createApp } = require('./server-sent-events')
 
 const CONCURRENCY = 8
 const STREAMS = 8
-const APDEX_T_MS = 500
-const TYPE_ORDER = { web: 0, background: 1 }
+const RUNS = [
+  { title: 'left as web', markBackground: false },
+  { title: 'marked background', markBackground: true }
+]
 
-/** A small seeded generator, so every run sends the same mix. */
+/** A small seeded generator, so both runs (and every `npm start`) send the same mix. */
 function random(seed) {
   return () => {
     seed = (seed + 0x6d2b79f5) | 0
@@ -22,22 +25,23 @@ function random(seed) {
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
 }
-const rand = random(42)
-const pick = (values) => values[Math.floor(rand() * values.length)]
 
-/** The short requests, shuffled: [method, path, body?]. */
+/** The traffic: short requests, shuffled ([method, path, body?]), and how long each stream stays. */
 function trafficPlan() {
-  const plan = []
-  for (let i = 0; i < 100; i += 1) plan.push(['GET', `/api/users/${1 + Math.floor(rand() * 4)}`]) // id 4 is a 404 of the route
-  for (let i = 0; i < 45; i += 1) plan.push(['GET', '/api/users?page=' + (1 + Math.floor(rand() * 3))])
-  for (let i = 0; i < 30; i += 1) plan.push(['POST', '/api/orders', { items: [pick(['tea', 'cake', 'jam'])] }])
-  for (let i = 0; i < 12; i += 1) plan.push(['GET', pick(['/favicon.ico', '/wp-login.php', '/api/userz', '/.env'])])
-  for (const report of ['orders', 'invoices', 'orders', 'invoices']) plan.push(['GET', `/exports/${report}`])
-  for (let i = plan.length - 1; i > 0; i -= 1) {
+  const rand = random(42)
+  const pick = (values) => values[Math.floor(rand() * values.length)]
+  const requests = []
+  for (let i = 0; i < 100; i += 1) requests.push(['GET', `/api/users/${1 + Math.floor(rand() * 4)}`]) // id 4 is a 404 of the route
+  for (let i = 0; i < 45; i += 1) requests.push(['GET', '/api/users?page=' + (1 + Math.floor(rand() * 3))])
+  for (let i = 0; i < 30; i += 1) requests.push(['POST', '/api/orders', { items: [pick(['tea', 'cake', 'jam'])] }])
+  for (let i = 0; i < 12; i += 1) requests.push(['GET', pick(['/favicon.ico', '/wp-login.php', '/api/userz', '/.env'])])
+  for (const report of ['orders', 'invoices', 'orders', 'invoices']) requests.push(['GET', `/exports/${report}`])
+  for (let i = requests.length - 1; i > 0; i -= 1) {
     const j = Math.floor(rand() * (i + 1))
-    ;[plan[i], plan[j]] = [plan[j], plan[i]]
+    ;[requests[i], requests[j]] = [requests[j], requests[i]]
   }
-  return plan
+  const streams = Array.from({ length: STREAMS }, () => Math.round(1000 + rand() * 2000))
+  return { requests, streams }
 }
 
 function send(base, client, [method, path, body]) {
@@ -62,86 +66,85 @@ async function stream(base, ms) {
   req.destroy()
 }
 
-/** Nearest-rank percentile of sorted values. */
-const percentile = (sorted, p) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)]
+const ended = (snapshot) => (snapshot.timeslices.WebTransaction?.callCount ?? 0) + (snapshot.timeslices['OtherTransaction/all']?.callCount ?? 0)
 
-/** The table: one row per name and type, web first, busiest first; columns aligned. */
-function printTable(records) {
-  const groups = new Map()
-  for (const tx of records) {
-    const key = `${tx.type} ${tx.name}`
-    if (!groups.has(key)) groups.set(key, { name: tx.name, type: tx.type, durations: [] })
-    groups.get(key).durations.push(tx.duration)
+/** Send the plan to a fresh server; harvest the default agent's metrics once every transaction ended. */
+async function run({ markBackground }) {
+  const server = createApp({ eventIntervalMs: 100, exportPageMs: 40, markBackground }).listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const base = `http://127.0.0.1:${server.address().port}`
+  const client = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
+  const { requests, streams } = trafficPlan()
+  const sent = requests.length + streams.length
+  metrics({ reset: true }) // start the window with this run
+  async function worker() {
+    while (requests.length > 0) await send(base, client, requests.pop())
   }
-  const rows = [...groups.values()]
-    .sort((a, b) => TYPE_ORDER[a.type] - TYPE_ORDER[b.type] || b.durations.length - a.durations.length || a.name.localeCompare(b.name))
-    .map(({ name, type, durations }) => {
-      durations.sort((a, b) => a - b)
-      const mean = durations.reduce((sum, d) => sum + d, 0) / durations.length
-      return [name, type, String(durations.length), mean.toFixed(1), percentile(durations, 0.95).toFixed(1)]
-    })
-  const header = ['name', 'type', 'count', 'mean ms', 'p95 ms']
+  await Promise.all([
+    ...Array.from({ length: CONCURRENCY }, worker),
+    ...streams.map((ms, i) => sleep(i * 60).then(() => stream(base, ms)))
+  ])
+  // A stream's transaction ends when the server sees the client hang up: wait for the last ones.
+  for (let waited = 0; ended(metrics()) < sent && waited < 3000; waited += 20) await sleep(20)
+  client.destroy()
+  server.closeAllConnections()
+  server.close()
+  return { base, sent, snapshot: metrics({ reset: true }) }
+}
+
+/** Print rows of cells with the first column left-aligned and the others right-aligned, under a rule. */
+function printTable(header, rows) {
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column].length)))
-  const line = (cells) => cells.map((cell, column) => (column < 2 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ')
+  const line = (cells) => cells.map((cell, column) => (column === 0 ? cell.padEnd(widths[column]) : cell.padStart(widths[column]))).join('  ')
   console.log(line(header))
   console.log(widths.map((width) => '-'.repeat(width)).join('  '))
   for (const row of rows) console.log(line(row))
 }
 
-/** Web mean and Apdex, as recorded and as they would be had the background transactions stayed web. */
-function printPoint(records) {
-  const summary = (list) => {
-    const mean = list.reduce((sum, tx) => sum + tx.duration, 0) / list.length
-    let score = 0
-    for (const tx of list) {
-      if (tx.error !== undefined || tx.statusCode >= 500) continue
-      score += tx.duration <= APDEX_T_MS ? 1 : tx.duration <= 4 * APDEX_T_MS ? 0.5 : 0
-    }
-    return `mean ${mean.toFixed(1).padStart(6)} ms  Apdex ${(score / list.length).toFixed(2)}`
-  }
-  const web = records.filter((tx) => tx.type === 'web')
-  const lines = [
-    [`as recorded (${web.length} web transactions)`, summary(web)],
-    [`had the ${records.length - web.length} background ones stayed web`, summary(records)]
-  ]
-  const width = Math.max(...lines.map(([label]) => label.length))
-  console.log(`\nweb response time and Apdex (T = ${APDEX_T_MS / 1000} s):`)
-  for (const [label, value] of lines) console.log(`  ${label.padEnd(width)}  ${value}`)
+const ms = (seconds) => (seconds === undefined ? '-' : (seconds * 1000).toFixed(1))
+
+/** The comparison: one row per figure, one column per run. */
+function printComparison(results) {
+  const figure = (label, read) => [label, ...results.map(({ snapshot }) => read(snapshot))]
+  const web = (s) => s.timeslices.WebTransaction
+  const background = (s) => s.timeslices['OtherTransaction/all']
+  printTable(
+    ['from metrics()', ...RUNS.map((r) => r.title)],
+    [
+      figure('web transactions', (s) => String(web(s)?.callCount ?? 0)),
+      figure(`web Apdex score (T = ${results[0].snapshot.apdex.Apdex.apdexT} s)`, (s) => s.apdex.Apdex.score.toFixed(2)),
+      figure('web mean response time, ms', (s) => ms(web(s).total / web(s).callCount)),
+      figure('web p95 response time, ms', (s) => ms(s.percentiles.WebTransaction.p95)),
+      figure('background transactions', (s) => String(background(s)?.callCount ?? 0)),
+      figure('background mean duration, ms', (s) => ms(background(s) && background(s).total / background(s).callCount))
+    ]
+  )
+}
+
+/** Every transaction name of the marked run, web first, busiest first. */
+function printNames(snapshot) {
+  const rows = Object.entries(snapshot.timeslices)
+    .filter(([name]) => name.includes('/') && name !== 'OtherTransaction/all')
+    .sort(([a, x], [b, y]) => Number(a.startsWith('Other')) - Number(b.startsWith('Other')) || y.callCount - x.callCount || a.localeCompare(b))
+    .map(([name, stats]) => {
+      const apdex = snapshot.apdex[name.replace(/^WebTransaction\//, 'Apdex/')]
+      return [name, String(stats.callCount), ms(stats.total / stats.callCount), ms(stats.max), apdex ? apdex.score.toFixed(2) : '-']
+    })
+  printTable(['name', 'count', 'mean ms', 'max ms', 'Apdex'], rows)
 }
 
 async function main() {
-  const agent = createAgent()
-  const records = []
-  agent.onTransactionEnd((tx) => records.push(tx))
-
-  const server = createApp({ agent, eventIntervalMs: 100, exportPageMs: 40 }).listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const base = `http://127.0.0.1:${server.address().port}`
-  const client = new http.Agent({ keepAlive: true, maxSockets: CONCURRENCY })
-
-  const plan = trafficPlan()
-  const streamMs = Array.from({ length: STREAMS }, () => Math.round(500 + rand() * 1000))
-  console.log(`sending ${plan.length + STREAMS} requests to ${base} (${CONCURRENCY} at a time, plus ${STREAMS} event streams of 0.5-1.5 s) ...`)
-  console.log()
-  async function worker() {
-    while (plan.length > 0) await send(base, client, plan.pop())
-  }
-  const sent = plan.length + STREAMS
-  await Promise.all([
-    ...Array.from({ length: CONCURRENCY }, worker),
-    ...streamMs.map((ms, i) => sleep(i * 60).then(() => stream(base, ms)))
-  ])
-
-  // A stream's transaction ends when the server sees the client hang up: wait for the last ones.
-  for (let waited = 0; records.length < sent && waited < 3000; waited += 20) await sleep(20)
-  client.destroy()
-  server.closeAllConnections()
-  server.close()
-
-  printTable(records)
-  printPoint(records)
-  if (records.length !== sent) {
-    console.error(`expected ${sent} transactions, recorded ${records.length}`)
+  const results = []
+  for (const options of RUNS) results.push(await run(options))
+  const [{ sent }] = results
+  console.log(`sent the same ${sent} requests twice (${CONCURRENCY} at a time, ${STREAMS} of them event streams held open 1-3 s):`)
+  console.log(`once with the streams and exports ${RUNS[0].title}, once ${RUNS[1].title}\n`)
+  printComparison(results)
+  console.log(`\ntransaction names when ${RUNS[1].title}:\n`)
+  printNames(results[1].snapshot)
+  for (const [i, { snapshot }] of results.entries()) {
+    if (ended(snapshot) === sent) continue
+    console.error(`run ${i + 1}: expected ${sent} transactions, metrics counted ${ended(snapshot)}`)
     process.exitCode = 1
   }
 }

@@ -27,8 +27,10 @@ const query = () => sleep(2 + Math.random() * 8)
  * @param {object} [options.agent] - the package itself (its default agent), or one made by `createAgent()`.
  * @param {number} [options.eventIntervalMs] - time between two events of a stream.
  * @param {number} [options.exportPageMs] - time the export takes per page of rows.
+ * @param {boolean} [options.markBackground] - `false` leaves the long endpoints as web, as they are
+ *   without the package's flags (`npm start` runs both ways to show the difference).
  */
-function createApp({ agent = ebt, eventIntervalMs = 1000, exportPageMs = 100 } = {}) {
+function createApp({ agent = ebt, eventIntervalMs = 1000, exportPageMs = 100, markBackground = true } = {}) {
   const app = express()
   app.use(agent.middleware()) // first: from here on every request is a web transaction
 
@@ -53,7 +55,7 @@ function createApp({ agent = ebt, eventIntervalMs = 1000, exportPageMs = 100 } =
   // Server-sent events: the response stays open for as long as the browser tab does. Counted as
   // web, every stream would be one "request" of minutes or hours and wreck the web averages.
   app.get('/events', (req, res) => {
-    ebt.setBackgroundTask() // at the start: the whole stream is recorded as OtherTransaction/...
+    if (markBackground) ebt.setBackgroundTask() // at the start: the whole stream is recorded as OtherTransaction/...
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive' })
     res.write('retry: 5000\n\n')
     let id = 0
@@ -67,7 +69,7 @@ function createApp({ agent = ebt, eventIntervalMs = 1000, exportPageMs = 100 } =
 
   // A slow export streamed page by page, marked with the flag (the WSGI environ key's counterpart).
   app.get('/exports/:report', async (req, res) => {
-    req.newrelic.setBackgroundTask = true // same effect as setBackgroundTask()
+    req.newrelic.setBackgroundTask = markBackground // true: the same effect as setBackgroundTask()
     if (!REPORTS.has(req.params.report)) return res.status(404).json({ error: 'no such report' })
     res.attachment(`${req.params.report}.csv`).type('text/csv')
     res.write('id,total\n')

@@ -6,7 +6,8 @@ import { describeValue, logAgent, logTransaction } from './debug'
 import { REQUEST_TRANSACTION } from './flags'
 import { createMiddleware } from './middleware'
 import { runBackgroundTask } from './background-task'
-import { assertFactoryCalled, assertListener, ContextEngineName, parseAgentOptions, type AgentConfig } from './options'
+import { MetricsAggregator } from './metrics/aggregator'
+import { assertFactoryCalled, assertListener, ContextEngineName, parseAgentOptions, parseMetricsOptions, type AgentConfig } from './options'
 import type { Transaction } from './transaction'
 import type {
   Agent as PublicAgent,
@@ -14,21 +15,25 @@ import type {
   BackgroundTaskOptions,
   ErrorMiddleware,
   FlagValue,
+  MetricsOptions,
+  MetricsSnapshot,
   Middleware,
   MiddlewareOptions,
   Transaction as PublicTransaction,
   TransactionEndListener
 } from './types'
 
-const AGENT_METHODS = ['middleware', 'errorHandler', 'backgroundTask', 'onTransactionEnd', 'setBackgroundTask', 'getTransaction'] as const
+const AGENT_METHODS = ['middleware', 'errorHandler', 'backgroundTask', 'onTransactionEnd', 'setBackgroundTask', 'getTransaction', 'metrics'] as const
 
 class Agent implements PublicAgent {
   readonly config: AgentConfig
   readonly engine: ContextEngine
+  private readonly aggregator: MetricsAggregator
   private listeners: TransactionEndListener[] = []
 
   constructor(options?: AgentOptions) {
     this.config = parseAgentOptions(options)
+    this.aggregator = new MetricsAggregator(this.config.apdexT)
     const context = this.config.context
     this.engine = context === ContextEngineName.ASYNC_LOCAL_STORAGE ? asyncLocalStorageEngine : createClsEngine(context === ContextEngineName.CLS_HOOKED ? undefined : context)
     if (logAgent.enabled) logAgent('create agent with engine %s, apdexT %d', this.engine.name, this.config.apdexT)
@@ -71,8 +76,13 @@ class Agent implements PublicAgent {
     return getTransaction(req)
   }
 
-  /** Deliver the record to every listener; one that throws is reported and never reaches the request. */
+  metrics(options?: MetricsOptions): MetricsSnapshot {
+    return this.aggregator.snapshot(parseMetricsOptions(options))
+  }
+
+  /** Count the transaction in the metrics, then deliver its record to every listener; one that throws is reported and never reaches the request. */
   transactionEnded(tx: Transaction): void {
+    this.aggregator.record(tx)
     const listeners = this.listeners
     if (listeners.length === 0) return
     const record = tx.toRecord()
@@ -157,6 +167,16 @@ export function getTransaction(req?: object): PublicTransaction | undefined {
  */
 export function backgroundTask<T>(name: string, fn: () => T, options?: BackgroundTaskOptions): T {
   return getDefaultAgent().backgroundTask(name, fn, options)
+}
+
+/**
+ * The default agent's metrics: the current window of timeslices, Apdex and percentiles.
+ * @param options - `{ reset: true }` harvests: returns the window and starts a new one, so that
+ * every transaction is counted in exactly one harvest.
+ * @throws {TypeError} `ERR_EBT_UNKNOWN_OPTION` / `ERR_EBT_OPTIONS_TYPE` for a misspelt or non-boolean option.
+ */
+export function metrics(options?: MetricsOptions): MetricsSnapshot {
+  return getDefaultAgent().metrics(options)
 }
 
 /**

@@ -8,6 +8,7 @@ export const logAgent = log.extend('agent')
 export const logContext = log.extend('context')
 export const logFlags = log.extend('flags')
 export const logNaming = log.extend('naming')
+export const logMetrics = log.extend('metrics')
 export const logTransaction = log.extend('transaction')
 
 /**

@@ -9,6 +9,9 @@ export const {
   getTransaction,
   backgroundTask,
   onTransactionEnd,
+  metrics,
+  MAX_TRANSACTION_NAMES,
+  OVERFLOW_NAME,
   ErrorCode,
   TransactionType
 } = cjs

@@ -1,7 +1,8 @@
 // express-background-task: mark Express and Connect requests as background tasks, and back.
-export { createAgent, middleware, errorHandler, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd } from './agent'
+export { createAgent, middleware, errorHandler, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics } from './agent'
 export { ErrorCode } from './options'
 export { TransactionType } from './types'
+export { MAX_TRANSACTION_NAMES, OVERFLOW_NAME } from './metrics/aggregator'
 export type {
   Agent,
   AgentOptions,
@@ -9,9 +10,14 @@ export type {
   ClsNamespaceLike,
   ErrorMiddleware,
   FlagValue,
+  ApdexStats,
+  MetricsOptions,
+  MetricsSnapshot,
   Middleware,
   MiddlewareOptions,
   RequestFlags,
+  ResponseTimePercentiles,
+  TimesliceStats,
   Transaction,
   TransactionEndListener,
   TransactionRecord

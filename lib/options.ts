@@ -1,6 +1,6 @@
 // Options: defaults, validation at construction, and the error codes users can match on.
 import { inspect } from 'node:util'
-import type { AgentOptions, BackgroundTaskOptions, ClsNamespaceLike, MiddlewareOptions } from './types'
+import type { AgentOptions, BackgroundTaskOptions, ClsNamespaceLike, MetricsOptions, MiddlewareOptions } from './types'
 
 /** Error codes of the `TypeError`s thrown for misconfiguration. */
 export const ErrorCode = {
@@ -39,6 +39,7 @@ const AGENT_DEFAULTS: AgentConfig = { context: ContextEngineName.ASYNC_LOCAL_STO
 const AGENT_OPTION_KEYS = ['context', 'apdexT'] as const
 const MIDDLEWARE_OPTION_KEYS = [] as const
 const TASK_OPTION_KEYS = ['group'] as const
+const METRICS_OPTION_KEYS = ['reset'] as const
 const CLS_NAMESPACE_METHODS = ['get', 'set', 'createContext', 'enter', 'exit'] as const
 
 /** Validate agent options once, at construction. @throws {OptionError} */
@@ -63,6 +64,13 @@ export function parseAgentOptions(passed: Readonly<AgentOptions> | undefined): A
 export function parseMiddlewareOptions(passed: Readonly<MiddlewareOptions> | undefined): void {
   assertFactoryCalled(passed, 'middleware')
   assertOptionsObject(passed, 'middleware', MIDDLEWARE_OPTION_KEYS)
+}
+
+/** Validate the options of metrics(); returns whether to reset. @throws {OptionError} */
+export function parseMetricsOptions(passed: Readonly<MetricsOptions> | undefined): boolean {
+  const { reset } = assertOptionsObject(passed, 'metrics', METRICS_OPTION_KEYS)
+  if (reset === undefined || typeof reset === 'boolean') return reset === true
+  throw new OptionError(ErrorCode.OPTIONS_TYPE, `metrics option reset must be true or false, got ${inspect(reset)}`)
 }
 
 /**

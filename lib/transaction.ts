@@ -47,6 +47,8 @@ export class Transaction implements PublicTransaction {
   error: Error | undefined = undefined
   attributes: Record<string, unknown> | undefined = undefined
   contextSlot: unknown = undefined
+  /** The name, fixed when the transaction ends (metrics, the record and the log all read it). */
+  private endName: string | undefined = undefined
   readonly sequence = ++lastSequence
   readonly startMono = performance.now()
   endMono = 0
@@ -75,6 +77,7 @@ export class Transaction implements PublicTransaction {
   }
 
   get name(): string {
+    if (this.endName !== undefined) return this.endName
     const prefix = this.type === TransactionType.WEB ? WEB_PREFIX : BACKGROUND_PREFIX
     if (this.customName !== undefined) return `${prefix}${CUSTOM_GROUP}/${this.customName}`
     if (this.req !== undefined) this.computeRequestName()
@@ -151,7 +154,8 @@ export class Transaction implements PublicTransaction {
       if (logTransaction.enabled) logTransaction('drop ignored transaction %s', this.id)
       return
     }
-    if (logTransaction.enabled) logTransaction('end %s %s in %s ms', this.id, this.name, this.duration.toFixed(1))
+    this.endName = this.name
+    if (logTransaction.enabled) logTransaction('end %s %s in %s ms', this.id, this.endName, this.duration.toFixed(1))
     this.sink.transactionEnded(this)
   }
 

@@ -108,6 +108,61 @@ export interface TransactionRecord {
   readonly aborted?: boolean
 }
 
+/** Options of `metrics()`. */
+export interface MetricsOptions {
+  /** Harvest: return the current window and start a new one. Defaults to `false` (a read that leaves the window as is). */
+  reset?: boolean | undefined
+}
+
+/** Timeslice stats of one metric name over a window, in seconds, as New Relic reports them. */
+export interface TimesliceStats {
+  readonly callCount: number
+  /** Sum of the durations. */
+  readonly total: number
+  readonly min: number
+  readonly max: number
+  /** Sum of the squared durations (for the standard deviation). */
+  readonly sumOfSquares: number
+}
+
+/** Apdex counts of one web metric name over a window. */
+export interface ApdexStats {
+  readonly satisfying: number
+  readonly tolerating: number
+  readonly frustrating: number
+  /** The agent's threshold T, in seconds. */
+  readonly apdexT: number
+  /** (satisfying + tolerating / 2) / (satisfying + tolerating + frustrating), from 0 to 1. */
+  readonly score: number
+}
+
+/** Response-time percentiles of a rollup, in seconds, within 2% (nearest rank, log-scale buckets). */
+export interface ResponseTimePercentiles {
+  readonly p50: number
+  readonly p95: number
+  readonly p99: number
+}
+
+/**
+ * One window of metrics. Only names recorded in the window appear: an app with no background
+ * transaction has no `OtherTransaction/all`.
+ */
+export interface MetricsSnapshot {
+  /** Epoch milliseconds: when the window started (the agent's creation or the last harvest). */
+  readonly since: number
+  /** Epoch milliseconds: when this snapshot was taken. */
+  readonly until: number
+  /**
+   * `WebTransaction`, `HttpDispatcher`, `WebTransaction/<group>/<name>` for web transactions;
+   * `OtherTransaction/all`, `OtherTransaction/<group>/<name>` for background ones.
+   */
+  readonly timeslices: Readonly<Record<string, TimesliceStats>>
+  /** `Apdex` and `Apdex/<group>/<name>`, web transactions only, less those with `suppressApdexMetric`. */
+  readonly apdex: Readonly<Record<string, ApdexStats>>
+  /** Percentiles of the rollups `WebTransaction` and `OtherTransaction/all`. */
+  readonly percentiles: Readonly<Record<string, ResponseTimePercentiles>>
+}
+
 /** A listener of ended transactions. */
 export type TransactionEndListener = (record: TransactionRecord) => void
 
@@ -136,6 +191,8 @@ export interface Agent {
   setBackgroundTask(flag?: FlagValue): boolean
   /** The active transaction, or the one bound to `req` while it is active. */
   getTransaction(req?: object): Transaction | undefined
+  /** This agent's metrics window; `{ reset: true }` harvests it (returns it and starts a new one). */
+  metrics(options?: MetricsOptions): MetricsSnapshot
 }
 
 declare global {

@@ -400,45 +400,51 @@ describe('examples run as is', { concurrency: true }, () => {
     })
   }
 
-  it('npm start (examples/demo.js) prints a table where the streams are background, away from the web rows, and exits 0', async () => {
+  it('npm start (examples/demo.js) compares the same traffic as web and as background from metrics(), and exits 0', async () => {
     const run = runExample('demo.js')
     const { code } = await run.exited
     const { stdout, stderr } = run.output()
     assert.equal(code, 0, `demo exited ${code}:\n${stdout}\n${stderr}`)
 
-    const [, sent, streams] = stdout.match(/^sending (\d+) requests to http:\/\/127\.0\.0\.1:\d+ .*plus (\d+) event streams/m) ?? []
-    assert.ok(sent !== undefined, `no "sending" line in:\n${stdout}`)
-    const lines = stdout.split('\n')
-    const start = lines.findIndex((line) => /^name +type +count +mean ms +p95 ms$/.test(line))
-    assert.ok(start !== -1, `no table header in:\n${stdout}`)
-    assert.match(lines[start + 1], /^-+( +-+){4}$/)
-    const end = lines.indexOf('', start)
-    const table = lines.slice(start, end)
-    assert.equal(new Set(table.map((line) => line.length)).size, 1, 'columns are aligned')
-    const rows = table.slice(2).map((line) => {
-      const [name, type, count, mean, p95] = line.trim().split(/ {2,}/)
-      return { name, type, count: Number(count), mean: Number(mean), p95: Number(p95) }
-    })
-
-    const row = (name) => rows.find((r) => r.name === name)
-    assert.deepEqual(
-      { ...row('OtherTransaction/Expressjs/GET//events'), mean: 0, p95: 0 },
-      { name: 'OtherTransaction/Expressjs/GET//events', type: 'background', count: Number(streams), mean: 0, p95: 0 }
-    )
-    assert.equal(row('WebTransaction/Expressjs/GET//api/users/:id')?.type, 'web')
-    assert.equal(row('WebTransaction/Expressjs/GET//api/users')?.type, 'web')
-    assert.equal(row('WebTransaction/Expressjs/POST//api/orders')?.type, 'web')
-    assert.equal(row('WebTransaction/Expressjs/GET/(not found)')?.type, 'web')
-    assert.equal(row('OtherTransaction/Expressjs/GET//exports/:report')?.type, 'background')
-    for (const r of rows) {
-      assert.equal(r.type, r.name.startsWith('WebTransaction/') ? 'web' : 'background', r.name)
-      assert.ok(Number.isFinite(r.mean) && Number.isFinite(r.p95) && r.count > 0, `${r.name}: ${JSON.stringify(r)}`)
+    const [, sent, streams] = stdout.match(/^sent the same (\d+) requests twice \(\d+ at a time, (\d+) of them event streams/m) ?? []
+    assert.ok(sent !== undefined, `no "sent" line in:\n${stdout}`)
+    const comparison = readTable(stdout, /^from metrics\(\) +left as web +marked background$/)
+    const figure = (label) => {
+      const row = comparison.find((cells) => cells[0].startsWith(label))
+      assert.ok(row, `no "${label}" row in:\n${stdout}`)
+      return row.slice(1).map(Number)
     }
-    assert.ok(!rows.some((r) => r.type === 'web' && r.name.includes('/events')), 'no stream among the web rows')
-    // Web rows come first, then background ones.
-    const types = rows.map((r) => r.type)
-    assert.deepEqual(types, [...types].sort((a, b) => (a === 'web' ? 0 : 1) - (b === 'web' ? 0 : 1)))
-    assert.equal(rows.reduce((sum, r) => sum + r.count, 0), Number(sent), 'every request was recorded once')
-    assert.match(stdout, /^ {2}as recorded \(\d+ web transactions\) +mean +[\d.]+ ms {2}Apdex [\d.]+$/m)
+    const exports = 4
+    const background = Number(streams) + exports
+    assert.deepEqual(figure('web transactions'), [Number(sent), Number(sent) - background])
+    assert.deepEqual(figure('background transactions'), [0, background])
+    const [apdexAsWeb, apdexMarked] = figure('web Apdex score')
+    assert.ok(apdexAsWeb < apdexMarked && apdexMarked <= 1, `Apdex ${apdexAsWeb} -> ${apdexMarked}`)
+    const [meanAsWeb, meanMarked] = figure('web mean response time')
+    assert.ok(meanAsWeb > 2 * meanMarked, `mean ${meanAsWeb} -> ${meanMarked}`)
+    const [p95AsWeb, p95Marked] = figure('web p95 response time')
+    assert.ok(p95AsWeb > p95Marked, `p95 ${p95AsWeb} -> ${p95Marked}`)
+
+    const names = readTable(stdout, /^name +count +mean ms +max ms +Apdex$/)
+    const row = (name) => names.find((cells) => cells[0] === name)
+    assert.equal(row('OtherTransaction/Expressjs/GET//events')?.[1], streams)
+    assert.equal(row('OtherTransaction/Expressjs/GET//exports/:report')?.[1], String(exports))
+    assert.equal(row('OtherTransaction/Expressjs/GET//events')?.[4], '-', 'no Apdex for background')
+    for (const name of ['GET//api/users/:id', 'GET//api/users', 'POST//api/orders', 'GET/(not found)']) {
+      assert.match(row(`WebTransaction/Expressjs/${name}`)?.[4] ?? '', /^[01]\.\d\d$/, name)
+    }
+    assert.equal(names.reduce((sum, cells) => sum + Number(cells[1]), 0), Number(sent), 'every request was counted once')
   })
 })
+
+/** The cells of the aligned table whose header matches, up to the next blank line; checks the rule and alignment. */
+function readTable(stdout, header) {
+  const lines = stdout.split('\n')
+  const start = lines.findIndex((line) => header.test(line))
+  assert.ok(start !== -1, `no table ${header} in:\n${stdout}`)
+  assert.match(lines[start + 1], /^-+( +-+)+$/)
+  const end = lines.indexOf('', start) === -1 ? lines.length : lines.indexOf('', start)
+  const table = lines.slice(start, end)
+  assert.equal(new Set(table.map((line) => line.length)).size, 1, 'columns are aligned')
+  return table.slice(2).map((line) => line.trim().split(/ {2,}/))
+}

@@ -11,17 +11,20 @@ const ROOT = path.resolve(__dirname, '..')
 const PACKAGE = 'express-background-task'
 const TIMEOUT_MS = 120_000
 
-/** Every export SPEC "Public API" names, with the `typeof` it must have under both loaders. */
+/** Every export (SPEC's Public API, and the metrics name cap and overflow names), with the `typeof` it must have under both loaders. */
 const EXPORTS = {
   middleware: 'function',
   setBackgroundTask: 'function',
   getTransaction: 'function',
   backgroundTask: 'function',
   onTransactionEnd: 'function',
+  metrics: 'function',
   createAgent: 'function',
   errorHandler: 'function',
   ErrorCode: 'object',
-  TransactionType: 'object'
+  TransactionType: 'object',
+  MAX_TRANSACTION_NAMES: 'number',
+  OVERFLOW_NAME: 'object'
 }
 
 /**
@@ -85,12 +88,12 @@ const ESM_SCRIPT = `import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import * as ns from ${JSON.stringify(PACKAGE)}
 import {
-  middleware, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, createAgent,
-  errorHandler, ErrorCode, TransactionType
+  middleware, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics, createAgent,
+  errorHandler, ErrorCode, TransactionType, MAX_TRANSACTION_NAMES, OVERFLOW_NAME
 } from ${JSON.stringify(PACKAGE)}
 
 const expected = ${JSON.stringify(EXPORTS)}
-const named = { middleware, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, createAgent, errorHandler, ErrorCode, TransactionType }
+const named = { middleware, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics, createAgent, errorHandler, ErrorCode, TransactionType, MAX_TRANSACTION_NAMES, OVERFLOW_NAME }
 const cjs = createRequire(import.meta.url)(${JSON.stringify(PACKAGE)})
 for (const [name, type] of Object.entries(expected)) {
   assert.equal(typeof named[name], type, name)
@@ -109,6 +112,9 @@ cjs.backgroundTask('from-require', () => undefined)
 await backgroundTask('from-import', async () => undefined, { group: 'Esm' })
 stop()
 assert.deepEqual(seen, ['OtherTransaction/Nodejs/from-require', 'OtherTransaction/Esm/from-import'])
+// and one set of metrics
+assert.equal(metrics().timeslices['OtherTransaction/all'].callCount, 2)
+assert.equal(cjs.metrics({ reset: true }).timeslices['OtherTransaction/Esm/from-import'].callCount, 1)
 console.log('ok')
 `
 

@@ -9,6 +9,7 @@ import {
   getTransaction,
   middleware,
   onTransactionEnd,
+  metrics,
   setBackgroundTask,
   TransactionType,
   type Agent,
@@ -29,6 +30,8 @@ expectType<Equal<typeof setBackgroundTask, typeof Cjs.setBackgroundTask>>()
 expectType<Equal<typeof getTransaction, typeof Cjs.getTransaction>>()
 expectType<Equal<typeof backgroundTask, typeof Cjs.backgroundTask>>()
 expectType<Equal<typeof onTransactionEnd, typeof Cjs.onTransactionEnd>>()
+expectType<Equal<typeof metrics, typeof Cjs.metrics>>()
+expectType<Equal<typeof ns.OVERFLOW_NAME, typeof Cjs.OVERFLOW_NAME>>()
 expectType<Equal<typeof ErrorCode, typeof Cjs.ErrorCode>>()
 expectType<Equal<typeof TransactionType, typeof Cjs.TransactionType>>()
 expectType<Equal<TransactionRecord, Cjs.TransactionRecord>>()

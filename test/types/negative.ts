@@ -1,6 +1,6 @@
 // Type test: misuse the public types must reject (each line below must be a compile error).
 import express from 'express'
-import { backgroundTask, createAgent, getTransaction, middleware, onTransactionEnd, setBackgroundTask } from 'express-background-task'
+import { backgroundTask, createAgent, getTransaction, metrics, middleware, onTransactionEnd, setBackgroundTask } from 'express-background-task'
 
 // @ts-expect-error -- typo of apdexT is an unknown key
 createAgent({ apdext: 0.5 })
@@ -55,3 +55,12 @@ app.get('/', (req, res) => {
 // middleware() takes no options yet: any key is an error, as it is at run time.
 // @ts-expect-error -- unknown middleware option
 middleware({ foo: 1 })
+
+// metrics() takes { reset?: boolean } and returns read-only stats.
+// @ts-expect-error -- reset is a boolean
+metrics({ reset: 'yes' })
+// @ts-expect-error -- typo of reset
+metrics({ rest: true })
+const rollup = metrics().timeslices.WebTransaction
+// @ts-expect-error -- snapshots are read-only
+if (rollup !== undefined) rollup.callCount = 0

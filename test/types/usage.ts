@@ -8,6 +8,12 @@ import {
   getTransaction,
   middleware,
   onTransactionEnd,
+  metrics,
+  MAX_TRANSACTION_NAMES,
+  OVERFLOW_NAME,
+  type ApdexStats,
+  type MetricsSnapshot,
+  type TimesliceStats,
   setBackgroundTask,
   TransactionType,
   type Agent,
@@ -104,6 +110,18 @@ agent.onTransactionEnd((record: TransactionRecord) => {
   console.log(duration, type, status, aborted, error, attribute, suppressed, record.method, record.path, record.startTime)
 })
 unsubscribe()
+
+// Metrics: a read, a harvest, and the stats by name.
+const snapshot: MetricsSnapshot = metrics()
+const harvested: MetricsSnapshot = agent.metrics({ reset: true })
+const web: TimesliceStats | undefined = snapshot.timeslices.WebTransaction
+const score: number | undefined = harvested.apdex.Apdex?.score
+const p95: number | undefined = snapshot.percentiles.WebTransaction?.p95
+const apdex: ApdexStats | undefined = snapshot.apdex[`Apdex/Expressjs/GET//users/:id`]
+const window: number = snapshot.until - snapshot.since
+const overflow: string = OVERFLOW_NAME.web
+const cap: number = MAX_TRANSACTION_NAMES
+console.log(web?.callCount, web?.sumOfSquares, score, p95, apdex?.tolerating, window, overflow, cap)
 
 // Error codes are a closed set of string literals users can match on.
 try {
