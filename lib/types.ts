@@ -156,11 +156,11 @@ export interface MetricsSnapshot {
    * `WebTransaction`, `HttpDispatcher`, `WebTransaction/<group>/<name>` for web transactions;
    * `OtherTransaction/all`, `OtherTransaction/<group>/<name>` for background ones.
    */
-  readonly timeslices: Readonly<Record<string, TimesliceStats>>
+  readonly timeslices: Readonly<Partial<Record<string, TimesliceStats>>>
   /** `Apdex` and `Apdex/<group>/<name>`, web transactions only, less those with `suppressApdexMetric`. */
-  readonly apdex: Readonly<Record<string, ApdexStats>>
+  readonly apdex: Readonly<Partial<Record<string, ApdexStats>>>
   /** Percentiles of the rollups `WebTransaction` and `OtherTransaction/all`. */
-  readonly percentiles: Readonly<Record<string, ResponseTimePercentiles>>
+  readonly percentiles: Readonly<Partial<Record<string, ResponseTimePercentiles>>>
 }
 
 /** A listener of ended transactions. */

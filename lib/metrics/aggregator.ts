@@ -1,4 +1,5 @@
 // The metrics of one agent: every ended, non-ignored transaction folded into the current window.
+import { performance } from 'node:perf_hooks'
 import { logMetrics } from '../debug'
 import { TransactionType, type MetricsSnapshot, type ApdexStats, type TimesliceStats, type ResponseTimePercentiles } from '../types'
 import { apdexZone, ApdexCounts } from './apdex'
@@ -60,7 +61,8 @@ class MetricsWindow {
   metricsFor(name: string, web: boolean): NameMetrics {
     const existing = this.names.get(name)
     if (existing !== undefined) return existing
-    if (this.names.size < MAX_TRANSACTION_NAMES) {
+    // a name that happens to spell an overflow name is counted there, never overwritten by it
+    if (this.names.size < MAX_TRANSACTION_NAMES && name !== OVERFLOW_NAME.web && name !== OVERFLOW_NAME.background) {
       const created = new NameMetrics(web)
       this.names.set(name, created)
       return created
@@ -75,7 +77,7 @@ class MetricsWindow {
 }
 
 export class MetricsAggregator {
-  private window = new MetricsWindow(Date.now())
+  private window = new MetricsWindow(epochNow())
 
   constructor(private readonly apdexT: number) {}
 
@@ -103,7 +105,7 @@ export class MetricsAggregator {
   /** The current window; with `reset`, a harvest: the window is returned and a new one starts, atomically. */
   snapshot(reset: boolean): MetricsSnapshot {
     const window = this.window
-    const until = Date.now()
+    const until = epochNow()
     // the next window starts where this one stops: harvests tile time with no gap or overlap
     if (reset) this.window = new MetricsWindow(until)
     const timeslices: Record<string, TimesliceStats> = {}
@@ -132,6 +134,11 @@ export class MetricsAggregator {
     if (logMetrics.enabled) logMetrics('%s %d names, %d web and %d background transactions', reset ? 'harvest' : 'read', window.names.size, window.web.callCount, window.background.callCount)
     return { since: window.since, until, timeslices, apdex, percentiles }
   }
+}
+
+/** Epoch ms on the monotonic clock records' `startTime` uses, so `until` never precedes `since`. */
+function epochNow(): number {
+  return performance.timeOrigin + performance.now()
 }
 
 function timesliceStats({ callCount, total, min, max, sumOfSquares }: Timeslice): TimesliceStats {

@@ -3,9 +3,9 @@
 /** The upper edge of a bucket is 2% above its lower edge: a percentile is off by at most 2%. */
 const RATIO = 1.02
 const LOG_RATIO = Math.log(RATIO)
-/** Bucket 0 holds everything up to 1 µs; the last one everything from about 3 hours up. */
+/** Bucket 0 holds everything up to 1 µs; the last one everything from 11 days up (read back as the max). */
 const SMALLEST = 1e-6
-const BUCKETS = Math.ceil(Math.log(1e4 / SMALLEST) / LOG_RATIO) + 1
+const BUCKETS = Math.ceil(Math.log(1e6 / SMALLEST) / LOG_RATIO) + 1
 
 export class Histogram {
   private readonly counts = new Float64Array(BUCKETS)
@@ -24,10 +24,11 @@ export class Histogram {
   quantile(p: number, min: number, max: number): number {
     const rank = Math.max(1, Math.ceil(p * this.count))
     let seen = 0
-    for (let index = 0; index < BUCKETS; index += 1) {
+    for (let index = 0; index < BUCKETS - 1; index += 1) {
       seen += this.counts[index]
       if (seen >= rank) return Math.min(max, Math.max(min, SMALLEST * RATIO ** index))
     }
+    // the last bucket has no upper edge
     return max
   }
 }
