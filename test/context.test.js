@@ -573,6 +573,70 @@ for (const engine of ENGINES) {
   })
 }
 
+describe('event binding', () => {
+  it('adds no own emit to requests and responses; an emit another library set on one still runs in the transaction', async () => {
+    const { agent, waitFor } = recordingAgent()
+    const express = FRAMEWORKS['express 5']()
+    const app = express()
+    const seen = {}
+    app.use((req, res, next) => {
+      // a library that wraps the response's emit itself, before the package runs
+      const inherited = res.emit
+      res.emit = function loggingEmit(event, ...args) {
+        if (event === 'finish') seen.libraryFinish = ebt.getTransaction() !== undefined
+        return inherited.call(this, event, ...args)
+      }
+      next()
+    })
+    app.use(agent.middleware())
+    app.post('/upload', (req, res) => {
+      seen.ownEmit = [Object.hasOwn(req, 'emit'), Object.hasOwn(res, 'emit')]
+      let bytes = 0
+      req.on('data', (chunk) => {
+        bytes += chunk.length
+        seen.data = ebt.getTransaction() !== undefined
+      })
+      req.on('end', () => res.end(String(bytes)))
+    })
+    const server = await listen(app)
+    try {
+      const response = await request(server.url('/upload'), { method: 'POST', body: 'x'.repeat(1000) })
+      assert.equal(response.body, '1000')
+      await waitFor(1)
+    } finally {
+      await server.close()
+    }
+    assert.deepEqual(seen, { ownEmit: [false, true], data: true, libraryFinish: true })
+  })
+
+  it('leaves objects without a transaction alone: a client response inside a request emits as before', async () => {
+    const upstream = await listen((req, res) => res.end('upstream'))
+    const { agent, records, waitFor } = recordingAgent()
+    const express = FRAMEWORKS['express 5']()
+    const app = express()
+    app.use(agent.middleware())
+    app.get('/proxy', (req, res) => {
+      http.get(upstream.url('/'), (clientRes) => {
+        let body = ''
+        clientRes.on('data', (chunk) => { body += chunk })
+        clientRes.on('end', () => {
+          // the client response has no transaction of its own; the request's context still flows to it
+          res.end(`${body} ${clientRes[Symbol.for('express-background-task.request-transaction')] === undefined}`)
+        })
+      })
+    })
+    const server = await listen(app)
+    try {
+      assert.equal((await request(server.url('/proxy'))).body, 'upstream true')
+      await waitFor(1)
+    } finally {
+      await server.close()
+      await upstream.close()
+    }
+    assert.equal(records[0].name, 'WebTransaction/Expressjs/GET//proxy')
+  })
+})
+
 // 7. cls-hooked specifics (PITFALLS 7) ----------------------------------------------------------------
 
 describe('cls-hooked engine', () => {
