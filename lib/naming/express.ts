@@ -16,10 +16,19 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
   try {
     const roots = rootApps(req, apps[0])
     if (req.route !== undefined) {
+      // A route of the app's own router has one template whatever the URL: found once, then looked up.
+      const simple = apps.length === 1 && roots.length === 1
+      if (simple) {
+        const known = topRouteTemplates.get(req.route)
+        if (known !== undefined) return known
+      }
       const search: RouteSearch = { target: req.route, apps, opaque: [], matchRoute: true }
       for (const root of roots) {
         const found = findRoute(stackOf(root), path, root, '', search)
-        if (found !== undefined) return found === '' ? '/' : found
+        if (found === undefined) continue
+        const template = found === '' ? '/' : found
+        if (simple && stackOf(root)?.some((layer) => layer.route === req.route)) topRouteTemplates.set(req.route, template)
+        return template
       }
       // Express has left the sub-app the route is in (an error handler of a parent answers): when one
       // such mount leads there, the route is taken to be the sub-app's own, under that mount.
@@ -50,6 +59,8 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
 }
 
 const serverApps = new WeakMap<object, AppLike | null>()
+/** Templates of routes registered on a root app's own router (no mount in between). */
+const topRouteTemplates = new WeakMap<RouteLike, string>()
 
 /**
  * The app whose server received the request, tried before the top of `req.app`'s chain: an app
