@@ -18,25 +18,27 @@ type Carrier = EventEmitter & { [REQUEST_TRANSACTION]?: Transaction; writableFin
  * the package) and without an own `emit` on every request and response: per-object methods make
  * Node's stream internals see two shapes of each object, which cost more than all the rest of the
  * package's per-request work (measured with callgrind). Objects without a transaction (client
- * responses, apps without the middleware) go straight through.
+ * responses, apps without the middleware) go straight through, and so does an event nobody
+ * listens to (most of a request's events): entering a context costs more than the emit itself.
  */
 export function installEventBinding(): void {
-  wrapEmit(IncomingMessage.prototype, function emitWithin(this: Carrier): boolean {
+  wrapEmit(IncomingMessage.prototype, function emitWithin(this: Carrier, event: string | symbol): boolean {
     const tx = this[REQUEST_TRANSACTION]
     const inner = ownEmit ?? requestParent.emit
-    if (tx === undefined) return Reflect.apply(inner, this, arguments) as boolean
+    if (tx === undefined || this.listenerCount(event) === 0) return Reflect.apply(inner, this, arguments) as boolean
     return tx.sink.engine.run(tx, inner, this, arguments)
   })
   wrapEmit(ServerResponse.prototype, function emitResponseWithin(this: Carrier, event: string | symbol): boolean {
     const tx = this[REQUEST_TRANSACTION]
     const inner = ownResponseEmit ?? responseParent.emit
     if (tx === undefined) return Reflect.apply(inner, this, arguments) as boolean
-    if (event !== 'finish' && event !== 'close') return tx.sink.engine.run(tx, inner, this, arguments)
+    const listened = this.listenerCount(event) !== 0
+    if (event !== 'finish' && event !== 'close') return listened ? tx.sink.engine.run(tx, inner, this, arguments) : (Reflect.apply(inner, this, arguments) as boolean)
     // The end: `finish`, or `close` when `finish` never came (the client went away: aborted), right
     // after the app's own listeners of that event, so they still see the transaction; no listener is
     // added, so `listenerCount('finish')` is what the app made it.
     try {
-      return tx.sink.engine.run(tx, inner, this, arguments)
+      return listened ? tx.sink.engine.run(tx, inner, this, arguments) : (Reflect.apply(inner, this, arguments) as boolean)
     } finally {
       tx.finish(event === 'close' && this.writableFinished !== true)
     }
