@@ -1,0 +1,244 @@
+'use strict'
+// Benchmark server: one Express 5 app per process in the variant named on the command line, driven by bench/run.js over IPC.
+//
+//   node bench/server.js <variant>     (started by run.js; it reports {type: 'listening', port})
+//
+// Every variant serves the same two routes with the same response; each reads its own context in
+// the route (after the awaits, on the async route) and counts a miss, so a variant that loses the
+// context cannot look cheap. The server measures itself: process.cpuUsage() and a request count
+// between the 'start' and 'stop' messages, and the peak RSS.
+
+const VARIANT_SETUPS = {
+  bare: setupBare,
+  als: setupAsyncLocalStorage,
+  package: setupPackage,
+  'package-cls': setupPackageCls,
+  'cls-raw': setupClsRaw,
+  'http-context': setupHttpContext,
+  otel: setupOpenTelemetry
+}
+
+if (require.main === module) runServer(process.argv[2])
+
+/**
+ * Build the app of one variant.
+ * @returns {{ app, readContext: (req) => boolean, reclassify: () => void, report: () => object }}
+ *   readContext tells whether the variant still sees this request's context.
+ */
+function createVariantApp(variant) {
+  const setup = VARIANT_SETUPS[variant]
+  if (setup === undefined) throw new Error(`unknown variant ${variant}; known: ${Object.keys(VARIANT_SETUPS).join(', ')}`)
+  // OpenTelemetry patches express as it is loaded, so each setup requires express itself, after its own hooks.
+  return setup()
+}
+
+function setupBare() {
+  const app = require('express')()
+  return { app, readContext: function bareRead() { return true }, reclassify: function bareReclassify() {}, report: () => ({}) }
+}
+
+function setupAsyncLocalStorage() {
+  const { AsyncLocalStorage } = require('node:async_hooks')
+  const storage = new AsyncLocalStorage()
+  const app = require('express')()
+  app.use(function alsMiddleware(req, res, next) {
+    storage.run({ req }, next)
+  })
+  return {
+    app,
+    readContext: function alsRead(req) { return storage.getStore()?.req === req },
+    reclassify: function alsReclassify() {},
+    report: () => ({})
+  }
+}
+
+/** This package, default agent and engine: metrics aggregation is on, the route reads the transaction. */
+function setupPackage() {
+  const ebt = require('..')
+  const app = require('express')()
+  app.use(ebt.middleware())
+  return packageHandles(app, ebt, ebt)
+}
+
+function setupPackageCls() {
+  const ebt = require('..')
+  const agent = ebt.createAgent({ context: 'cls-hooked' })
+  const app = require('express')()
+  app.use(agent.middleware())
+  return packageHandles(app, ebt, agent)
+}
+
+function packageHandles(app, ebt, agent) {
+  let reclassified = 0
+  return {
+    app,
+    readContext: function packageRead() { return ebt.getTransaction() !== undefined },
+    reclassify: function packageReclassify() {
+      if (ebt.setBackgroundTask()) reclassified++
+    },
+    report: function packageReport() {
+      if (typeof agent.metrics !== 'function') return { reclassified }
+      // What the aggregator counted, checked by run.js against the server's own counts.
+      const { timeslices } = agent.metrics()
+      return {
+        reclassified,
+        metricsWeb: timeslices.WebTransaction?.callCount ?? 0,
+        metricsBackground: timeslices['OtherTransaction/all']?.callCount ?? 0
+      }
+    }
+  }
+}
+
+/** A raw cls-hooked namespace run, as cls-based context libraries set one up per request. */
+function setupClsRaw() {
+  const namespace = require('cls-hooked').createNamespace('bench')
+  const app = require('express')()
+  app.use(function clsMiddleware(req, res, next) {
+    namespace.bindEmitter(req)
+    namespace.bindEmitter(res)
+    namespace.run(function clsRun() {
+      namespace.set('req', req)
+      next()
+    })
+  })
+  return {
+    app,
+    readContext: function clsRead(req) { return namespace.get('req') === req },
+    reclassify: function clsReclassify() {},
+    report: () => ({})
+  }
+}
+
+function setupHttpContext() {
+  const httpContext = require('express-http-context')
+  const app = require('express')()
+  app.use(httpContext.middleware)
+  app.use(function httpContextSet(req, res, next) {
+    httpContext.set('req', req)
+    next()
+  })
+  return {
+    app,
+    readContext: function httpContextRead(req) { return httpContext.get('req') === req },
+    reclassify: function httpContextReclassify() {},
+    report: () => ({})
+  }
+}
+
+/** OpenTelemetry tracing as its docs set it up: provider, batch processor, http + express instrumentations; spans are discarded. */
+function setupOpenTelemetry() {
+  const { NodeTracerProvider, BatchSpanProcessor } = require('@opentelemetry/sdk-trace-node')
+  const { registerInstrumentations } = require('@opentelemetry/instrumentation')
+  const { HttpInstrumentation } = require('@opentelemetry/instrumentation-http')
+  const { ExpressInstrumentation } = require('@opentelemetry/instrumentation-express')
+  const api = require('@opentelemetry/api')
+  let exportedSpans = 0
+  const discardingExporter = {
+    export(spans, resultCallback) {
+      exportedSpans += spans.length
+      resultCallback({ code: 0 })
+    },
+    shutdown: () => Promise.resolve(),
+    forceFlush: () => Promise.resolve()
+  }
+  const provider = new NodeTracerProvider({ spanProcessors: [new BatchSpanProcessor(discardingExporter)] })
+  provider.register()
+  registerInstrumentations({ instrumentations: [new HttpInstrumentation(), new ExpressInstrumentation()] })
+  // Only now: the instrumentations hook require() and patch express as it loads.
+  const app = require('express')()
+  return {
+    app,
+    readContext: function otelRead() { return api.trace.getActiveSpan() !== undefined },
+    reclassify: function otelReclassify() {},
+    report: function otelReport() {
+      return { exportedSpans }
+    }
+  }
+}
+
+/** Both routes; `reclassify` runs on every other request, as a route that marks some work as background would. */
+function addRoutes(handles) {
+  const { app, readContext, reclassify } = handles
+  const counts = { routed: 0, misses: 0, reclassifyCalls: 0, aborted: 0 }
+  function checkContext(req, n) {
+    // The load generator closes its sockets at the end of a window; a transaction whose client went
+    // away has ended, so it is rightly no longer visible and can no longer be reclassified.
+    if (req.socket.destroyed) {
+      counts.aborted++
+      return
+    }
+    if (!readContext(req)) counts.misses++
+    if (n % 2 === 0) {
+      counts.reclassifyCalls++
+      reclassify()
+    }
+  }
+  const lookup = (id) => Promise.resolve({ id, name: `user ${id}` })
+
+  app.get('/sync', function syncRoute(req, res) {
+    const n = ++counts.routed
+    checkContext(req, n)
+    res.json({ id: n, name: 'sync' })
+  })
+
+  app.get('/async', async function asyncRoute(req, res) {
+    const n = ++counts.routed
+    const user = await lookup(n)
+    await new Promise((resolve) => setImmediate(resolve))
+    const orders = await lookup(user.id)
+    await new Promise((resolve) => setTimeout(resolve, 0))
+    // Read after the hops: a context lost across them is counted, not hidden.
+    checkContext(req, n)
+    res.json({ id: orders.id, name: 'async' })
+  })
+  return counts
+}
+
+function runServer(variant) {
+  const handles = createVariantApp(variant)
+  // Only after the variant's setup: OpenTelemetry wants its http instrumentation registered before http loads.
+  const http = require('node:http')
+  const counts = addRoutes(handles)
+  let served = 0
+  const server = http.createServer(function countRequest(req, res) {
+    served++
+    handles.app(req, res)
+  })
+  server.keepAliveTimeout = 60_000
+
+  // The parent went away (Ctrl-C, a crash): do not linger.
+  process.on('disconnect', () => process.exit(0))
+  server.listen(0, '127.0.0.1', () => process.send({ type: 'listening', port: server.address().port }))
+
+  let startCpu
+  let startServed = 0
+  let startTime
+  process.on('message', function onMessage(message) {
+    if (message.type === 'start') {
+      startServed = served
+      startTime = process.hrtime.bigint()
+      startCpu = process.cpuUsage()
+      process.send({ type: 'started' })
+    } else if (message.type === 'stop') {
+      const cpu = process.cpuUsage(startCpu)
+      const elapsedMs = Number(process.hrtime.bigint() - startTime) / 1e6
+      process.send({
+        type: 'stopped',
+        cpuMicros: cpu.user + cpu.system,
+        requests: served - startServed,
+        elapsedMs,
+        // resourceUsage().maxRSS is in kilobytes.
+        maxRssBytes: process.resourceUsage().maxRSS * 1024
+      })
+    } else if (message.type === 'report') {
+      // Sent after the load has stopped and sockets are closed, so every transaction has ended.
+      server.closeAllConnections()
+      setImmediate(() => process.send({ type: 'reported', served, ...counts, ...handles.report() }))
+    } else if (message.type === 'exit') {
+      server.closeAllConnections()
+      server.close(() => process.exit(0))
+    }
+  })
+}
+
+module.exports = { createVariantApp, addRoutes, VARIANTS: Object.keys(VARIANT_SETUPS) }
