@@ -22,41 +22,45 @@ type Carrier = EventEmitter & { [REQUEST_TRANSACTION]?: Transaction; writableFin
  * listens to (most of a request's events): entering a context costs more than the emit itself.
  */
 export function installEventBinding(): void {
-  wrapEmit(IncomingMessage.prototype, function emitWithin(this: Carrier, event: string | symbol): boolean {
-    const tx = this[REQUEST_TRANSACTION]
-    const inner = ownEmit ?? requestParent.emit
-    if (tx === undefined || this.listenerCount(event) === 0) return Reflect.apply(inner, this, arguments) as boolean
-    return tx.sink.engine.run(tx, inner, this, arguments)
-  })
-  wrapEmit(ServerResponse.prototype, function emitResponseWithin(this: Carrier, event: string | symbol): boolean {
-    const tx = this[REQUEST_TRANSACTION]
-    const inner = ownResponseEmit ?? responseParent.emit
-    if (tx === undefined) return Reflect.apply(inner, this, arguments) as boolean
-    const listened = this.listenerCount(event) !== 0
-    if (event !== 'finish' && event !== 'close') return listened ? tx.sink.engine.run(tx, inner, this, arguments) : (Reflect.apply(inner, this, arguments) as boolean)
-    // The end: `finish`, or `close` when `finish` never came (the client went away: aborted), right
-    // after the app's own listeners of that event, so they still see the transaction; no listener is
-    // added, so `listenerCount('finish')` is what the app made it.
-    try {
-      return listened ? tx.sink.engine.run(tx, inner, this, arguments) : (Reflect.apply(inner, this, arguments) as boolean)
-    } finally {
-      tx.finish(event === 'close' && this.writableFinished !== true)
+  wrapEmit(IncomingMessage.prototype, (inner) =>
+    function emitWithin(this: Carrier): boolean {
+      const tx = this[REQUEST_TRANSACTION]
+      if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
+      return emitInTransaction(tx, this, inner(), arguments)
     }
-  })
+  )
+  wrapEmit(ServerResponse.prototype, (inner) =>
+    function emitResponseWithin(this: Carrier, event: string | symbol): boolean {
+      const tx = this[REQUEST_TRANSACTION]
+      if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
+      if (event !== 'finish' && event !== 'close') return emitInTransaction(tx, this, inner(), arguments)
+      // The end: `finish`, or `close` when `finish` never came (the client went away: aborted), right
+      // after the app's own listeners of that event, so they still see the transaction; no listener is
+      // added, so `listenerCount('finish')` is what the app made it.
+      try {
+        return emitInTransaction(tx, this, inner(), arguments)
+      } finally {
+        tx.finish(event === 'close' && this.writableFinished !== true)
+      }
+    }
+  )
 }
 
-// What each wrapper calls: an emit the prototype had of its own before (another library's), or the inherited one.
-const requestParent = Object.getPrototypeOf(IncomingMessage.prototype) as EventEmitter
-const responseParent = Object.getPrototypeOf(ServerResponse.prototype) as EventEmitter
-let ownEmit: Emit | undefined
-let ownResponseEmit: Emit | undefined
+/** Emit inside the transaction's context; an event nobody listens to needs no context. */
+function emitInTransaction(tx: Transaction, emitter: Carrier, inner: Emit, args: IArguments): boolean {
+  if (emitter.listenerCount(args[0] as string | symbol) === 0) return Reflect.apply(inner, emitter, args) as boolean
+  return tx.sink.engine.run(tx, inner, emitter, args)
+}
 
-function wrapEmit(proto: EventEmitter, wrapper: Emit): void {
+/**
+ * Replace the prototype's emit, once per process. The wrapper calls `inner()`: an emit the prototype
+ * had of its own before (another library's), or else the inherited one, looked up at each call.
+ */
+function wrapEmit(proto: EventEmitter, wrap: (inner: () => Emit) => Emit): void {
   const marked = proto as EventEmitter & { [WRAPPED]?: true }
   if (Object.prototype.hasOwnProperty.call(marked, WRAPPED)) return
   Object.defineProperty(marked, WRAPPED, { value: true })
   const own = Object.prototype.hasOwnProperty.call(proto, 'emit') ? proto.emit : undefined
-  if (proto === IncomingMessage.prototype) ownEmit = own
-  else ownResponseEmit = own
-  proto.emit = wrapper
+  const parent = Object.getPrototypeOf(proto) as EventEmitter
+  proto.emit = wrap(own !== undefined ? () => own : () => parent.emit)
 }

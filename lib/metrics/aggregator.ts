@@ -67,13 +67,15 @@ class MetricsWindow {
       this.names.set(name, created)
       return created
     }
-    if (web) {
-      if (this.webOverflow === undefined && logMetrics.enabled) logMetrics('fold %s and later new web names into %s: %d names this window', name, OVERFLOW_NAME.web, MAX_TRANSACTION_NAMES)
-      return (this.webOverflow ??= new NameMetrics(true))
-    }
-    if (this.backgroundOverflow === undefined && logMetrics.enabled) logMetrics('fold %s and later new background names into %s: %d names this window', name, OVERFLOW_NAME.background, MAX_TRANSACTION_NAMES)
-    return (this.backgroundOverflow ??= new NameMetrics(false))
+    if (web) return (this.webOverflow ??= startOverflow(name, true))
+    return (this.backgroundOverflow ??= startOverflow(name, false))
   }
+}
+
+/** The first name of a window to fold into its prefix's overflow: reported once. */
+function startOverflow(name: string, web: boolean): NameMetrics {
+  if (logMetrics.enabled) logMetrics('fold %s and later new names into %s: %d names this window', name, web ? OVERFLOW_NAME.web : OVERFLOW_NAME.background, MAX_TRANSACTION_NAMES)
+  return new NameMetrics(web)
 }
 
 export class MetricsAggregator {
