@@ -41,6 +41,10 @@ class Agent implements PublicAgent {
     for (const method of AGENT_METHODS) (this as Record<string, unknown>)[method] = (this[method] as Function).bind(this)
   }
 
+  get apdexT(): number {
+    return this.config.apdexT
+  }
+
   middleware(options?: MiddlewareOptions): Middleware {
     return createMiddleware(this, options)
   }

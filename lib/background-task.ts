@@ -14,6 +14,7 @@ import { TransactionType } from './types'
 export function runBackgroundTask<T>(sink: TransactionSink, name: string, fn: () => T, options?: BackgroundTaskOptions): T {
   const group = parseTaskArguments(name, fn, options)
   const tx = new Transaction(sink, TransactionType.BACKGROUND, group, name)
+  tx.start()
   let result: T
   try {
     result = sink.engine.run(tx, fn, undefined, NO_ARGUMENTS)

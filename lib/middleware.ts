@@ -30,6 +30,7 @@ export function createMiddleware(sink: TransactionSink, options?: MiddlewareOpti
     // From here on the events of both run in the transaction and the response's end ends it (request-events.ts).
     ;(res as Carrier)[REQUEST_TRANSACTION] = tx
     applyPendingFlags(req)
+    tx.start()
     if (logAgent.enabled) logAgent('start transaction %s for %s', tx.id, req.method)
     engine.run(tx, next, undefined, NO_ARGUMENTS)
   }

@@ -4,10 +4,11 @@ import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ContextEngine } from './context/engine'
 import { TRANSACTION_BRAND } from './context/engine'
+import { endHasSubscribers, publishClassify, publishEnd, publishStart } from './channels'
 import { describeValue, logTransaction } from './debug'
 import { parseFlag, releaseRequestFlags } from './flags'
 import { webTransactionPath } from './naming'
-import type { Transaction as PublicTransaction, TransactionRecord, FlagValue } from './types'
+import type { Agent, Transaction as PublicTransaction, TransactionRecord, FlagValue } from './types'
 import { TransactionType } from './types'
 
 const WEB_PREFIX = 'WebTransaction/'
@@ -19,7 +20,7 @@ const ID_PREFIX = randomBytes(4).toString('hex')
 let lastSequence = 0
 
 /** What a transaction reports to when it ends (the agent). */
-export interface TransactionSink {
+export interface TransactionSink extends Agent {
   readonly engine: ContextEngine
   transactionEnded(tx: Transaction): void
 }
@@ -41,6 +42,8 @@ export class Transaction implements PublicTransaction {
   path: string | undefined = undefined
   statusCode: number | undefined = undefined
   aborted = false
+  /** Published on the start channel; type changes before it are part of the start. */
+  started = false
   ended = false
   ignored = false
   suppressApdex = false
@@ -49,6 +52,7 @@ export class Transaction implements PublicTransaction {
   contextSlot: unknown = undefined
   /** The name, fixed when the transaction ends (metrics, the record and the log all read it). */
   private endName: string | undefined = undefined
+  private record: TransactionRecord | undefined = undefined
   readonly sequence = ++lastSequence
   readonly startMono = performance.now()
   endMono = 0
@@ -70,6 +74,17 @@ export class Transaction implements PublicTransaction {
     tx.res = res
     tx.method = req.method
     return tx
+  }
+
+  /** The agent that started it. */
+  get agent(): Agent {
+    return this.sink
+  }
+
+  /** Announce the start, with the type it starts with. */
+  start(): void {
+    this.started = true
+    publishStart(this)
   }
 
   get id(): string {
@@ -105,7 +120,9 @@ export class Transaction implements PublicTransaction {
 
   /** Set the type; the flags call this directly, so a flag also counts on an ignored transaction. */
   classify(background: boolean): void {
+    const previousType = this.type
     this.type = background ? TransactionType.BACKGROUND : TransactionType.WEB
+    if (this.started && previousType !== this.type) publishClassify(this, this.type, previousType)
   }
 
   setName(name: string): void {
@@ -152,11 +169,13 @@ export class Transaction implements PublicTransaction {
     }
     if (this.ignored) {
       if (logTransaction.enabled) logTransaction('drop ignored transaction %s', this.id)
+      if (endHasSubscribers()) publishEnd(this, undefined)
       return
     }
     this.endName = this.name
     if (logTransaction.enabled) logTransaction('end %s %s in %s ms', this.id, this.endName, this.duration.toFixed(1))
     this.sink.transactionEnded(this)
+    if (endHasSubscribers()) publishEnd(this, this.toRecord())
   }
 
   /** Milliseconds from start to end (or to now, while running). */
@@ -164,8 +183,9 @@ export class Transaction implements PublicTransaction {
     return (this.ended ? this.endMono : performance.now()) - this.startMono
   }
 
-  /** The plain, frozen snapshot listeners receive. */
+  /** The plain, frozen snapshot listeners receive; built once. */
   toRecord(): TransactionRecord {
+    if (this.record !== undefined) return this.record
     const record: Record<string, unknown> = {
       id: this.id,
       type: this.type,
@@ -182,7 +202,7 @@ export class Transaction implements PublicTransaction {
       record.statusCode = this.statusCode
       record.aborted = this.aborted
     }
-    return Object.freeze(record) as unknown as TransactionRecord
+    return (this.record = Object.freeze(record) as unknown as TransactionRecord)
   }
 
   private computeRequestName(): void {

@@ -64,6 +64,8 @@ export interface Transaction {
   readonly id: string
   /** `'web'` or `'background'`; changes when the transaction is reclassified. */
   readonly type: TransactionType
+  /** The agent that started it (integrations given an `agent` keep to its transactions). */
+  readonly agent: Agent
   /** The full metric name, e.g. `WebTransaction/Expressjs/GET//users/:id`, computed on read. */
   readonly name: string
   /**
@@ -179,6 +181,8 @@ export type ErrorMiddleware = (
 
 /** An isolated agent: its own options and listeners. */
 export interface Agent {
+  /** The Apdex threshold T of this agent, in seconds (read-only). */
+  readonly apdexT: number
   /** A middleware that starts a web transaction for each request. */
   middleware(options?: MiddlewareOptions): Middleware
   /** An error middleware that notices the error on the request's transaction and passes it on. */
