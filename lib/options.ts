@@ -12,7 +12,11 @@ export const ErrorCode = {
   LISTENER: 'ERR_EBT_LISTENER',
   TASK_NAME: 'ERR_EBT_TASK_NAME',
   TASK_FUNCTION: 'ERR_EBT_TASK_FUNCTION',
-  TASK_GROUP: 'ERR_EBT_TASK_GROUP'
+  TASK_GROUP: 'ERR_EBT_TASK_GROUP',
+  /** An integration's optional peer dependency is not installed. */
+  PEER_MISSING: 'ERR_EBT_PEER_MISSING',
+  /** An integration was registered twice on one registry or provider. */
+  ALREADY_REGISTERED: 'ERR_EBT_ALREADY_REGISTERED'
 } as const
 /** One of {@link ErrorCode}'s values. */
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]

@@ -26,11 +26,13 @@ function assertOptionError(fn, code, ...mentions) {
 describe('ErrorCode', () => {
   it('lists every code the package throws', () => {
     assert.deepEqual(Object.values(ErrorCode).sort(), [
+      'ERR_EBT_ALREADY_REGISTERED',
       'ERR_EBT_APDEX_T',
       'ERR_EBT_CONTEXT',
       'ERR_EBT_LISTENER',
       'ERR_EBT_MIDDLEWARE_NOT_CALLED',
       'ERR_EBT_OPTIONS_TYPE',
+      'ERR_EBT_PEER_MISSING',
       'ERR_EBT_TASK_FUNCTION',
       'ERR_EBT_TASK_GROUP',
       'ERR_EBT_TASK_NAME',
