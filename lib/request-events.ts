@@ -4,7 +4,7 @@ import type { EventEmitter } from 'node:events'
 import { REQUEST_TRANSACTION } from './flags'
 import type { Transaction } from './transaction'
 
-/** Set on a prototype once its emit is wrapped; Symbol.for, so a second installed copy wraps nothing twice. */
+/** Set on a prototype once its methods are wrapped; Symbol.for, so a second installed copy wraps nothing twice. */
 const WRAPPED = Symbol.for('express-background-task.emit-wrapped')
 
 type Emit = EventEmitter['emit']
@@ -22,14 +22,23 @@ type Carrier = EventEmitter & { [REQUEST_TRANSACTION]?: Transaction; writableFin
  * listens to (most of a request's events): entering a context costs more than the emit itself.
  */
 export function installEventBinding(): void {
-  wrapEmit(IncomingMessage.prototype, (inner) =>
+  wrapMethod<Emit>(IncomingMessage.prototype, 'emit', (inner) =>
     function emitWithin(this: Carrier): boolean {
       const tx = this[REQUEST_TRANSACTION]
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       return emitInTransaction(tx, this, inner(), arguments)
     }
   )
-  wrapEmit(ServerResponse.prototype, (inner) =>
+  // The name is what answered, when it answered: read when the response ends (`res.end()`), before
+  // Express moves on to later routes (a middleware that answers and then calls `next()`).
+  wrapMethod<(...args: unknown[]) => unknown>(ServerResponse.prototype, 'end', (inner) =>
+    function endNamed(this: Carrier): unknown {
+      const tx = this[REQUEST_TRANSACTION]
+      if (tx !== undefined) tx.answered()
+      return Reflect.apply(inner(), this, arguments)
+    }
+  )
+  wrapMethod<Emit>(ServerResponse.prototype, 'emit', (inner) =>
     function emitResponseWithin(this: Carrier, event: string | symbol): boolean {
       const tx = this[REQUEST_TRANSACTION]
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
@@ -53,14 +62,15 @@ function emitInTransaction(tx: Transaction, emitter: Carrier, inner: Emit, args:
 }
 
 /**
- * Replace the prototype's emit, once per process. The wrapper calls `inner()`: an emit the prototype
- * had of its own before (another library's), or else the inherited one, looked up at each call.
+ * Replace a prototype's method, once per process. The wrapper calls `inner()`: the method the
+ * prototype had of its own before (another library's), or else the inherited one, looked up at each call.
  */
-function wrapEmit(proto: EventEmitter, wrap: (inner: () => Emit) => Emit): void {
-  const marked = proto as EventEmitter & { [WRAPPED]?: true }
-  if (Object.prototype.hasOwnProperty.call(marked, WRAPPED)) return
-  Object.defineProperty(marked, WRAPPED, { value: true })
-  const own = Object.prototype.hasOwnProperty.call(proto, 'emit') ? proto.emit : undefined
-  const parent = Object.getPrototypeOf(proto) as EventEmitter
-  proto.emit = wrap(own !== undefined ? () => own : () => parent.emit)
+function wrapMethod<F extends (...args: any[]) => unknown>(proto: object, key: 'emit' | 'end', wrap: (inner: () => F) => F): void {
+  const marked = proto as Record<string | symbol, unknown>
+  const flag = Symbol.for(`express-background-task.wrapped.${key}`)
+  if (Object.prototype.hasOwnProperty.call(marked, key === 'emit' ? WRAPPED : flag)) return
+  Object.defineProperty(marked, key === 'emit' ? WRAPPED : flag, { value: true })
+  const own = Object.prototype.hasOwnProperty.call(proto, key) ? (marked[key] as F) : undefined
+  const parent = Object.getPrototypeOf(proto) as Record<string, F>
+  marked[key] = wrap(own !== undefined ? () => own : () => parent[key])
 }

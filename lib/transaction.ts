@@ -153,6 +153,11 @@ export class Transaction implements PublicTransaction {
     this.finish(false)
   }
 
+  /** The response is being ended: name the request by what answered it, now, before Express moves on. */
+  answered(): void {
+    if (this.res !== undefined && this.path === undefined) this.computeRequestName()
+  }
+
   /** End once: freeze the name while the request is still readable, then let go of it. */
   finish(aborted: boolean): void {
     if (this.ended) return
@@ -162,7 +167,7 @@ export class Transaction implements PublicTransaction {
     if (this.res !== undefined) {
       this.statusCode = this.res.statusCode
       // the route template is the record's path even under a custom name; named while `req` is here
-      this.computeRequestName()
+      if (this.path === undefined) this.computeRequestName()
       releaseRequestFlags(this.req as IncomingMessage)
       this.req = undefined
       this.res = undefined
@@ -206,7 +211,15 @@ export class Transaction implements PublicTransaction {
   }
 
   private computeRequestName(): void {
-    const { group, path } = webTransactionPath(this.req as IncomingMessage, this.res as ServerResponse)
+    let named: { group: string; path: string }
+    try {
+      named = webTransactionPath(this.req as IncomingMessage, this.res as ServerResponse)
+    } catch (err) {
+      // naming runs inside the app's res.end() and Node's emit: it never throws there
+      if (logTransaction.enabled) logTransaction('fail to name %s: %s', this.id, describeValue(err))
+      named = { group: this.group || 'Expressjs', path: '(unknown)' }
+    }
+    const { group, path } = named
     this.group = group
     this.path = path
     this.partialName = `${this.method}/${path}`
