@@ -3,7 +3,7 @@ import { asyncLocalStorageEngine } from './context/async-local-storage'
 import { createClsEngine } from './context/cls-hooked'
 import { findActiveTransaction, type ContextEngine } from './context/engine'
 import { describeValue, logAgent, logTransaction } from './debug'
-import { REQUEST_TRANSACTION } from './flags'
+import { carriedTransaction } from './carrier'
 import { createMiddleware } from './middleware'
 import { runBackgroundTask } from './background-task'
 import { MetricsAggregator } from './metrics/aggregator'
@@ -53,7 +53,7 @@ class Agent implements PublicAgent {
     // Mounted uncalled, `app.use(errorHandler)` would run as a plain middleware that never calls next.
     assertFactoryCalled(arguments[0], 'errorHandler')
     return function expressBackgroundTaskErrors(err, req, _res, next) {
-      const tx = (req as { [REQUEST_TRANSACTION]?: Transaction })[REQUEST_TRANSACTION]
+      const tx = carriedTransaction(req) as Transaction | undefined
       if (tx !== undefined && !tx.ended) tx.noticeError(err)
       next(err)
     }
@@ -159,7 +159,7 @@ export function getTransaction(req?: object): PublicTransaction | undefined {
     req === undefined || req === null
       ? (findActiveTransaction() as Transaction | undefined)
       : typeof req === 'object' || typeof req === 'function'
-        ? (req as { [REQUEST_TRANSACTION]?: Transaction })[REQUEST_TRANSACTION]
+        ? (carriedTransaction(req) as Transaction | undefined)
         : undefined
   return tx !== undefined && tx.isActive() ? tx : undefined
 }

@@ -1,29 +1,18 @@
-// The req.newrelic flags: value parsing, and the accessor that sees every write, in order.
-import { IncomingMessage } from 'node:http'
+// The req.newrelic flags: value parsing, and the per-request state that sees every write, in order.
+//
+// `req.newrelic` is an accessor on the request prototypes (request-events.ts installs it). Its state
+// lives on the request (FLAGS_KEY), never on an object the app puts there: `req.newrelic =
+// require('newrelic')` reads back as itself and stays exactly as it was. Such an object cannot be
+// watched without changing it, so it is read when assigned and read again at the moments that
+// order against the helper (a helper call, an activity check, the end); while another request in
+// flight holds the same object, it is read once, when assigned, since a write to it could be
+// either request's.
+import { carriedTransaction, FLAGS_KEY } from './carrier'
 import { describeValue, logFlags } from './debug'
 
 /** The flag names, in the order they are applied when a transaction starts. */
 export const FLAG_NAMES = ['setBackgroundTask', 'ignoreTransaction', 'suppressApdexMetric'] as const
 export type FlagName = (typeof FLAG_NAMES)[number]
-
-/** Where a request keeps its transaction; Symbol.for so another installed copy finds it too. */
-export const REQUEST_TRANSACTION = Symbol.for('express-background-task.request-transaction')
-const REQUEST_FLAGS = Symbol.for('express-background-task.request-flags')
-const FLAGS_REQUEST = Symbol.for('express-background-task.flags-request')
-const RAW_VALUES = Symbol.for('express-background-task.flags-raw')
-const INSTALLED = Symbol.for('express-background-task.flags-installed')
-
-/** What a flag does to a transaction; implemented by Transaction. */
-export interface FlagTarget {
-  ended: boolean
-  ignored: boolean
-  suppressApdex: boolean
-  classify(background: boolean): void
-}
-
-type RawValues = Partial<Record<FlagName, unknown>>
-type FlagsHolder = { [FLAGS_REQUEST]?: IncomingMessage; [RAW_VALUES]?: RawValues }
-type RequestWithFlags = IncomingMessage & { [REQUEST_FLAGS]?: object; [REQUEST_TRANSACTION]?: FlagTarget }
 
 /**
  * Parse a flag as New Relic's Python agent parses WSGI environ values: booleans, the strings
@@ -50,146 +39,201 @@ export function parseFlag(value: unknown): boolean | undefined {
   return undefined
 }
 
-/** Apply one flag write to the request's transaction, if it has one yet (else it waits for the start). */
-function applyFlag(req: RequestWithFlags, name: FlagName, value: unknown): void {
-  const tx = req[REQUEST_TRANSACTION]
-  if (tx === undefined || tx.ended) return
-  const flag = parseFlag(value)
-  if (flag === undefined) {
-    if (logFlags.enabled) logFlags('ignore %s with unparseable value %s', name, describeValue(value))
-    return
+/** How many requests in flight hold an app's object, and which one reads it again (the sole holder). */
+interface Holders {
+  count: number
+  watcher: FlagState | undefined
+}
+const holdersOf = new WeakMap<object, Holders>()
+const NOTHING_SEEN: readonly unknown[] = Object.freeze([undefined, undefined, undefined])
+
+/** The flag state of one request. */
+export class FlagState {
+  readonly req: object
+  /** The object `req.newrelic` returns when the app has put nothing there. */
+  private own: RequestFlagsObject | undefined = undefined
+  private assigned = false
+  private assignedValue: unknown = undefined
+  /** The app's object read again at each check (only while this request alone holds it). */
+  private watched: object | undefined = undefined
+  private seen: readonly unknown[] = NOTHING_SEEN
+  /** The last valid value per flag written before the transaction started. */
+  private pending: Array<boolean | undefined> | undefined = undefined
+  private released = false
+
+  constructor(req: object) {
+    this.req = req
   }
-  if (name === 'setBackgroundTask') tx.classify(flag)
-  else if (name === 'ignoreTransaction') tx.ignored = flag
-  else tx.suppressApdex = flag
-}
 
-/** Apply the flags set before the middleware ran. */
-export function applyPendingFlags(req: IncomingMessage): void {
-  const raw = ((req as RequestWithFlags)[REQUEST_FLAGS] as FlagsHolder | undefined)?.[RAW_VALUES]
-  if (raw !== undefined) applyFlagValues(req as RequestWithFlags, raw)
-}
-
-function applyFlagValues(req: RequestWithFlags, values: RawValues): void {
-  for (const name of FLAG_NAMES) {
-    if (values[name] !== undefined) applyFlag(req, name, values[name])
+  /** What `req.newrelic` reads. */
+  read(): unknown {
+    if (this.assigned) return this.assignedValue
+    return (this.own ??= new RequestFlagsObject(this))
   }
-}
 
-/**
- * The request's flags object stops speaking for it: it was replaced, or the transaction ended (a
- * shared object then serves the next request, and keeps no ended request alive).
- */
-export function releaseRequestFlags(req: IncomingMessage): void {
-  const holder = (req as RequestWithFlags)[REQUEST_FLAGS] as FlagsHolder | undefined
-  if (holder !== undefined && holder[FLAGS_REQUEST] === req) holder[FLAGS_REQUEST] = undefined
-}
-
-function rawValues(holder: FlagsHolder): RawValues {
-  return (holder[RAW_VALUES] ??= {})
-}
-
-/** Accessors shared by every flags object; `this` is the object, which knows its request. */
-function flagAccessors(name: FlagName): PropertyDescriptor {
-  return {
-    configurable: true,
-    enumerable: true,
-    get(this: FlagsHolder) {
-      return this[RAW_VALUES]?.[name]
-    },
-    set(this: FlagsHolder, value: unknown) {
-      rawValues(this)[name] = value
-      const req = this[FLAGS_REQUEST]
-      if (req !== undefined) applyFlag(req as RequestWithFlags, name, value)
+  /** `req.newrelic = value`: it reads back as itself; an object's flags count from now on. */
+  assign(value: unknown): void {
+    this.unwatch()
+    if (value === this.own && value !== undefined) {
+      this.assigned = false
+      this.assignedValue = undefined
+      return
     }
+    this.assigned = true
+    this.assignedValue = value
+    if ((typeof value !== 'object' && typeof value !== 'function') || value === null) {
+      if (value !== undefined && logFlags.enabled) logFlags('ignore req.newrelic set to %s', describeValue(value))
+      return
+    }
+    if (this.released) return
+    let holders = holdersOf.get(value)
+    if (holders === undefined) {
+      holdersOf.set(value, (holders = { count: 0, watcher: this }))
+    } else if (holders.watcher !== undefined) {
+      // now shared with another request in flight: whatever was written for that one counts for it, then no more
+      holders.watcher.check()
+      holders.watcher.stopWatching()
+      holders.watcher = undefined
+    }
+    holders.count += 1
+    this.watched = value
+    this.seen = NOTHING_SEEN
+    this.check()
+    if (holders.watcher !== this) this.stopWatching()
+  }
+
+  /** A write through the request's own flags object (ignored once another object replaced it). */
+  write(name: FlagName, value: unknown): void {
+    if (this.assigned) {
+      if (logFlags.enabled) logFlags('ignore %s written to a req.newrelic object that was replaced', name)
+      return
+    }
+    this.apply(name, value)
+  }
+
+  /** Read the app's object again; count the flags that changed since it was last read. */
+  check(): void {
+    const watched = this.watched
+    if (watched === undefined) return
+    const seen = this.seen
+    let next: unknown[] | undefined
+    for (let i = 0; i < FLAG_NAMES.length; i++) {
+      let value: unknown
+      try {
+        value = (watched as Record<string, unknown>)[FLAG_NAMES[i]]
+      } catch (err) {
+        // a hostile object (a proxy whose traps throw): a flag never throws
+        if (logFlags.enabled) logFlags('ignore an unreadable req.newrelic.%s: %s', FLAG_NAMES[i], describeValue(err))
+        continue
+      }
+      if (Object.is(value, seen[i])) continue
+      ;(next ??= [...seen])[i] = value
+      if (value !== undefined) this.apply(FLAG_NAMES[i], value)
+    }
+    if (next !== undefined) this.seen = next
+  }
+
+  /** Whether an app's object is read again at each check. */
+  get watching(): boolean {
+    return this.watched !== undefined
+  }
+
+  /** Apply the flags written before the transaction started. */
+  applyPending(): void {
+    const pending = this.pending
+    const tx = carriedTransaction(this.req)
+    if (pending !== undefined && tx !== undefined) {
+      this.pending = undefined
+      for (let i = 0; i < FLAG_NAMES.length; i++) {
+        if (pending[i] !== undefined) tx.applyFlag(FLAG_NAMES[i], pending[i] as boolean)
+      }
+    }
+    // then what was written to an app's object since it was last read
+    this.check()
+  }
+
+  /** The transaction ended: read the app's object one last time, and let go of it. */
+  release(): void {
+    this.check()
+    this.unwatch()
+    this.released = true
+  }
+
+  private apply(name: FlagName, value: unknown): void {
+    const flag = parseFlag(value)
+    if (flag === undefined) {
+      if (logFlags.enabled) logFlags('ignore %s with unparseable value %s', name, describeValue(value))
+      return
+    }
+    const tx = carriedTransaction(this.req)
+    if (tx === undefined) (this.pending ??= [undefined, undefined, undefined])[FLAG_NAMES.indexOf(name)] = flag
+    else if (!tx.ended) tx.applyFlag(name, flag)
+  }
+
+  private stopWatching(): void {
+    this.watched = undefined
+  }
+
+  /** Stop holding the assigned object (replaced, or the request ended). */
+  private unwatch(): void {
+    const value = this.assignedValue
+    if (!this.assigned || (typeof value !== 'object' && typeof value !== 'function') || value === null || this.released) return
+    const holders = holdersOf.get(value)
+    this.watched = undefined
+    if (holders === undefined) return
+    if (holders.watcher === this) holders.watcher = undefined
+    if (--holders.count <= 0) holdersOf.delete(value)
   }
 }
 
-const ACCESSORS = Object.fromEntries(FLAG_NAMES.map((name) => [name, flagAccessors(name)])) as Record<FlagName, PropertyDescriptor>
+/** The request's flag state, made on first use. */
+export function flagStateOf(req: object): FlagState {
+  const carrier = req as { [FLAGS_KEY]?: FlagState }
+  return (carrier[FLAGS_KEY] ??= new FlagState(req))
+}
+
+/** The request's flag state if `req.newrelic` was ever touched. */
+export function existingFlagState(req: object): FlagState | undefined {
+  return (req as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]
+}
+
+const STATE = Symbol('state')
+const VALUES = Symbol('values')
 
 /** The object `req.newrelic` returns when the app has not put its own there. */
 class RequestFlagsObject {
-  [FLAGS_REQUEST]: IncomingMessage | undefined
-  [RAW_VALUES]: RawValues | undefined = undefined
-  constructor(req: IncomingMessage) {
-    this[FLAGS_REQUEST] = req
+  declare [STATE]: FlagState
+  declare [VALUES]: Partial<Record<FlagName, unknown>> | undefined
+  constructor(state: FlagState) {
+    this[STATE] = state
+    this[VALUES] = undefined
   }
-  toJSON(): RawValues {
-    return { ...this[RAW_VALUES] }
-  }
-}
-Object.defineProperties(RequestFlagsObject.prototype, ACCESSORS)
-
-/**
- * `req.newrelic = { ... }` replaced the object: honour its flags now, and turn its three keys
- * into accessors in place, so later writes through any reference to it are seen as well. An object
- * that cannot be adopted (frozen, sealed, non-extensible, or still speaking for another request in
- * flight, as a shared constant may be) is read once, into a flags object of this request's own.
- */
-function adoptFlagsObject(req: RequestWithFlags, value: unknown): void {
-  releaseRequestFlags(req)
-  if (typeof value !== 'object' || value === null) {
-    if (value !== undefined && logFlags.enabled) logFlags('ignore req.newrelic set to %s', describeValue(value))
-    req[REQUEST_FLAGS] = undefined
-    return
-  }
-  const holder = value as FlagsHolder & Record<string, unknown>
-  const values: RawValues = {}
-  let adopted: boolean
-  try {
-    for (const name of FLAG_NAMES) {
-      if (holder[name] !== undefined) values[name] = holder[name]
-    }
-    const linked = holder[FLAGS_REQUEST]
-    adopted = (linked === undefined || linked === req) && Object.isExtensible(holder)
-    if (adopted) observeFlagsObject(holder, req, values)
-  } catch (err) {
-    // A hostile object (a proxy whose traps throw): a flag never throws, so it counts as junk.
-    if (logFlags.enabled) logFlags('ignore req.newrelic set to an unreadable object: %s', describeValue(err))
-    req[REQUEST_FLAGS] = undefined
-    return
-  }
-  if (adopted) req[REQUEST_FLAGS] = holder
-  else {
-    if (logFlags.enabled) logFlags('read a frozen or shared req.newrelic once; later writes to it are not seen')
-    const own = new RequestFlagsObject(req)
-    own[RAW_VALUES] = values
-    req[REQUEST_FLAGS] = own
-  }
-  applyFlagValues(req, values)
-}
-
-/** Link the object to its request (non-enumerable, so copies and spreads do not carry it) and define the accessors. */
-function observeFlagsObject(holder: FlagsHolder, req: RequestWithFlags, values: RawValues): void {
-  Object.defineProperty(holder, RAW_VALUES, { value: values, writable: true, configurable: true, enumerable: false })
-  Object.defineProperty(holder, FLAGS_REQUEST, { value: req, writable: true, configurable: true, enumerable: false })
-  for (const name of FLAG_NAMES) {
-    try {
-      Object.defineProperty(holder, name, ACCESSORS[name])
-    } catch {
-      // a non-configurable key: its current value still counts, later writes to it are not seen
-      if (logFlags.enabled) logFlags('read req.newrelic.%s once; it cannot be observed', name)
-    }
+  toJSON(): Partial<Record<FlagName, unknown>> {
+    return { ...this[VALUES] }
   }
 }
-
-/**
- * Define `newrelic` once on IncomingMessage.prototype: every request (Express's request objects
- * inherit from it) gets a lazily made flags object, and replacing it is seen, with no per-request
- * property definitions on the hot path.
- */
-export function installRequestFlags(): void {
-  const proto = IncomingMessage.prototype as unknown as Record<symbol, unknown>
-  if (proto[INSTALLED] === true) return
-  Object.defineProperty(proto, INSTALLED, { value: true })
-  Object.defineProperty(proto, 'newrelic', {
+for (const name of FLAG_NAMES) {
+  Object.defineProperty(RequestFlagsObject.prototype, name, {
     configurable: true,
-    enumerable: false,
-    get(this: RequestWithFlags) {
-      return (this[REQUEST_FLAGS] ??= new RequestFlagsObject(this))
+    enumerable: true,
+    get(this: RequestFlagsObject) {
+      return this[VALUES]?.[name]
     },
-    set(this: RequestWithFlags, value: unknown) {
-      adoptFlagsObject(this, value)
+    set(this: RequestFlagsObject, value: unknown) {
+      ;(this[VALUES] ??= {})[name] = value
+      this[STATE].write(name, value)
     }
   })
+}
+
+/** The `newrelic` accessor every request prototype gets. */
+export const REQUEST_FLAGS_ACCESSOR: PropertyDescriptor = {
+  configurable: true,
+  enumerable: false,
+  get(this: object) {
+    return flagStateOf(this).read()
+  },
+  set(this: object, value: unknown) {
+    flagStateOf(this).assign(value)
+  }
 }

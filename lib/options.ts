@@ -1,5 +1,6 @@
 // Options: defaults, validation at construction, and the error codes users can match on.
 import { inspect } from 'node:util'
+import { describeValue } from './debug'
 import type { AgentOptions, BackgroundTaskOptions, ClsNamespaceLike, MetricsOptions, MiddlewareOptions } from './types'
 
 /** Error codes of the `TypeError`s thrown for misconfiguration. */
@@ -56,7 +57,7 @@ export function parseAgentOptions(passed: Readonly<AgentOptions> | undefined): A
     if (typeof apdexT !== 'number' || !Number.isFinite(apdexT) || apdexT <= 0) {
       throw new OptionError(
         ErrorCode.APDEX_T,
-        `apdexT must be a finite number of seconds greater than 0, got ${inspect(apdexT)}`
+        `apdexT must be a finite number of seconds greater than 0, got ${shown(apdexT)}`
       )
     }
     config.apdexT = apdexT
@@ -74,7 +75,7 @@ export function parseMiddlewareOptions(passed: Readonly<MiddlewareOptions> | und
 export function parseMetricsOptions(passed: Readonly<MetricsOptions> | undefined): boolean {
   const { reset } = assertOptionsObject(passed, 'metrics', METRICS_OPTION_KEYS)
   if (reset === undefined || typeof reset === 'boolean') return reset === true
-  throw new OptionError(ErrorCode.OPTIONS_TYPE, `metrics option reset must be true or false, got ${inspect(reset)}`)
+  throw new OptionError(ErrorCode.OPTIONS_TYPE, `metrics option reset must be true or false, got ${shown(reset)}`)
 }
 
 /**
@@ -93,15 +94,15 @@ export function assertFactoryCalled(firstArgument: unknown, factory: string): vo
 /** Validate the arguments of backgroundTask(). @throws {OptionError} */
 export function parseTaskArguments(name: unknown, fn: unknown, passed: Readonly<BackgroundTaskOptions> | undefined): string {
   if (typeof name !== 'string' || name === '') {
-    throw new OptionError(ErrorCode.TASK_NAME, `backgroundTask needs a non-empty string name, got ${inspect(name)}`)
+    throw new OptionError(ErrorCode.TASK_NAME, `backgroundTask needs a non-empty string name, got ${shown(name)}`)
   }
   if (typeof fn !== 'function') {
-    throw new OptionError(ErrorCode.TASK_FUNCTION, `backgroundTask needs a function to run, got ${inspect(fn)}`)
+    throw new OptionError(ErrorCode.TASK_FUNCTION, `backgroundTask needs a function to run, got ${shown(fn)}`)
   }
   const options = assertOptionsObject(passed, 'backgroundTask', TASK_OPTION_KEYS)
   if (options.group === undefined) return 'Nodejs'
   if (typeof options.group !== 'string' || options.group === '') {
-    throw new OptionError(ErrorCode.TASK_GROUP, `backgroundTask group must be a non-empty string, got ${inspect(options.group)}`)
+    throw new OptionError(ErrorCode.TASK_GROUP, `backgroundTask group must be a non-empty string, got ${shown(options.group)}`)
   }
   return options.group
 }
@@ -109,14 +110,19 @@ export function parseTaskArguments(name: unknown, fn: unknown, passed: Readonly<
 /** Validate a listener of onTransactionEnd(). @throws {OptionError} */
 export function assertListener(listener: unknown): void {
   if (typeof listener !== 'function') {
-    throw new OptionError(ErrorCode.LISTENER, `onTransactionEnd needs a function, got ${inspect(listener)}`)
+    throw new OptionError(ErrorCode.LISTENER, `onTransactionEnd needs a function, got ${shown(listener)}`)
   }
 }
 
 function parseContext(context: unknown): AgentConfig['context'] {
   if (context === ContextEngineName.ASYNC_LOCAL_STORAGE || context === ContextEngineName.CLS_HOOKED) return context
   if (typeof context === 'object' && context !== null) {
-    const missing = CLS_NAMESPACE_METHODS.filter((method) => typeof (context as Record<string, unknown>)[method] !== 'function')
+    let missing: string[]
+    try {
+      missing = CLS_NAMESPACE_METHODS.filter((method) => typeof (context as Record<string, unknown>)[method] !== 'function')
+    } catch (err) {
+      throw new OptionError(ErrorCode.CONTEXT, `context could not be read: ${shown(err)}`)
+    }
     if (missing.length === 0) return context as ClsNamespaceLike
     throw new OptionError(
       ErrorCode.CONTEXT,
@@ -125,7 +131,7 @@ function parseContext(context: unknown): AgentConfig['context'] {
   }
   throw new OptionError(
     ErrorCode.CONTEXT,
-    `context must be 'async-local-storage', 'cls-hooked' or a cls-hooked namespace, got ${inspect(context)}`
+    `context must be 'async-local-storage', 'cls-hooked' or a cls-hooked namespace, got ${shown(context)}`
   )
 }
 
@@ -136,24 +142,47 @@ function assertOptionsObject<K extends string>(
 ): { readonly [key in K]?: unknown } {
   if (passed === undefined) return {}
   if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
-    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} options must be an object, got ${inspect(passed)}`)
+    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} options must be an object, got ${shown(passed)}`)
   }
-  for (const key of Object.keys(passed)) {
-    if ((allowed as readonly string[]).includes(key)) continue
-    if ((passed as Record<string, unknown>)[key] === undefined) continue
+  // Read once, into a plain object: a hostile one (a revoked proxy, a throwing getter) fails here, with a code.
+  const read: Record<string, unknown> = {}
+  let unknown: string | undefined
+  try {
+    for (const key of Object.keys(passed)) {
+      const value = (passed as Record<string, unknown>)[key]
+      if ((allowed as readonly string[]).includes(key)) read[key] = value
+      else if (value !== undefined && unknown === undefined) unknown = key
+    }
+  } catch (err) {
+    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} options could not be read: ${shown(err)}`)
+  }
+  if (unknown !== undefined) {
     const hint = allowed.length === 0 ? 'it takes no options' : `allowed: ${allowed.join(', ')}`
-    throw new OptionError(ErrorCode.UNKNOWN_OPTION, `unknown ${where} option ${inspect(key)} (${hint})`)
+    throw new OptionError(ErrorCode.UNKNOWN_OPTION, `unknown ${where} option ${shown(unknown)} (${hint})`)
   }
-  return passed as { readonly [key in K]?: unknown }
+  return read as { readonly [key in K]?: unknown }
 }
 
 /** A request passed where options were expected means the factory was mounted uncalled. */
 function isRequestLike(value: unknown): boolean {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as { method?: unknown }).method === 'string' &&
-    typeof (value as { headers?: unknown }).headers === 'object' &&
-    typeof (value as { on?: unknown }).on === 'function'
-  )
+  try {
+    return (
+      typeof value === 'object' &&
+      value !== null &&
+      typeof (value as { method?: unknown }).method === 'string' &&
+      typeof (value as { headers?: unknown }).headers === 'object' &&
+      typeof (value as { on?: unknown }).on === 'function'
+    )
+  } catch {
+    return false // a hostile object is no request; the options check says what is wrong with it
+  }
+}
+
+/** A received value as `inspect` shows it; one whose inspection throws still gets a coded error. */
+function shown(value: unknown): string {
+  try {
+    return inspect(value)
+  } catch {
+    return describeValue(value)
+  }
 }

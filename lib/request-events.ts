@@ -1,76 +1,152 @@
-// Request and response events run inside their transaction, and the response's own events end it.
+// The prototype hooks: request and response events run inside their transaction, the response's end names and ends it, and req.newrelic.
 import { IncomingMessage, ServerResponse } from 'node:http'
 import type { EventEmitter } from 'node:events'
-import { REQUEST_TRANSACTION } from './flags'
-import type { Transaction } from './transaction'
+import { carriedTransaction, protocolKey, type CarriedTransaction } from './carrier'
+import { logAgent } from './debug'
+import { REQUEST_FLAGS_ACCESSOR } from './flags'
 
-/** Set on a prototype once its methods are wrapped; Symbol.for, so a second installed copy wraps nothing twice. */
-const WRAPPED = Symbol.for('express-background-task.emit-wrapped')
+/** On request prototypes once hooked: the middleware's per-request check that this kind of request is. */
+export const HOOKED = protocolKey('hooked')
+/** On each wrapper function: what it wraps, so it can be found under other libraries' wrappers and removed. */
+const WRAPPER = protocolKey('wrapper')
 
 type Emit = EventEmitter['emit']
-type Carrier = EventEmitter & { [REQUEST_TRANSACTION]?: Transaction; writableFinished?: boolean }
+type AnyMethod = (...args: any[]) => unknown
+type Wrapper = AnyMethod & { [WRAPPER]?: { own: AnyMethod | undefined } }
+type Emitter = EventEmitter & { listenerCount(event: string | symbol): number }
+
+/** A kind of request and response: Node's HTTP/1 ones, or HTTP/2's compatibility API. */
+interface Kind {
+  request: object
+  response: object
+}
+
+const kinds: Kind[] = [{ request: IncomingMessage.prototype, response: ServerResponse.prototype }]
+let http2Added = false
 
 /**
  * Events of the request and response (body chunks, `end`, `finish`, `close`) are emitted from the
- * socket's async context, not the request's. Wrapping `emit` once on the two prototypes runs each
- * event of a request that has a transaction inside that transaction's context, without wrapping
- * listeners (`once`, `removeListener`, `listenerCount`, `rawListeners` behave exactly as without
- * the package) and without an own `emit` on every request and response: per-object methods make
- * Node's stream internals see two shapes of each object, which cost more than all the rest of the
- * package's per-request work (measured with callgrind). Objects without a transaction (client
- * responses, apps without the middleware) go straight through, and so does an event nobody
- * listens to (most of a request's events): entering a context costs more than the emit itself.
+ * socket's async context, not the request's. Wrapping `emit` once on the prototypes runs each event
+ * of a request that has a transaction inside that transaction's context, without wrapping listeners
+ * (`once`, `removeListener`, `listenerCount` behave as without the package) and without an own
+ * `emit` on every object (two shapes of each object cost Node's stream internals more than all the
+ * rest of the package's work; measured with callgrind). An event nobody listens to goes straight
+ * through. The response's `end()` fixes the name (what answered, before Express moves on); its
+ * `finish`, or `close` before it (the client went away), ends the transaction.
+ *
+ * Called by every `middleware()`: a wrapper that a test spy or a shimmer `unwrap` took away is put back.
  */
-export function installEventBinding(): void {
-  wrapMethod<Emit>(IncomingMessage.prototype, 'emit', (inner) =>
-    function emitWithin(this: Carrier): boolean {
-      const tx = this[REQUEST_TRANSACTION]
+export function installRequestHooks(): void {
+  for (const kind of kinds) hookKind(kind)
+}
+
+/** A request of a kind not hooked yet (HTTP/2's compatibility API): hook its kind; false when unknown. */
+export function hookKindOf(req: object): boolean {
+  if (!http2Added) {
+    http2Added = true
+    // loaded only when an HTTP/2 request shows up: most apps never pay for it
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const http2 = require('node:http2') as typeof import('node:http2')
+    kinds.push({ request: http2.Http2ServerRequest.prototype, response: http2.Http2ServerResponse.prototype })
+    installRequestHooks()
+  }
+  return HOOKED in req
+}
+
+/**
+ * Remove every prototype hook of this copy and the `req.newrelic` accessor; a hook that another
+ * library wrapped since is left in place (removing it would remove theirs). The next `middleware()`
+ * puts them back. Returns whether everything could be removed.
+ */
+export function removeRequestHooks(): boolean {
+  let complete = true
+  for (const kind of kinds) {
+    complete = unwrap(kind.request, 'emit') && complete
+    complete = unwrap(kind.response, 'emit') && complete
+    complete = unwrap(kind.response, 'end') && complete
+    const accessor = Object.getOwnPropertyDescriptor(kind.request, 'newrelic')
+    if (accessor?.get === REQUEST_FLAGS_ACCESSOR.get) delete (kind.request as Record<string, unknown>).newrelic
+    delete (kind.request as Record<symbol, unknown>)[HOOKED]
+  }
+  return complete
+}
+
+function hookKind(kind: Kind): void {
+  const request = kind.request as Record<string | symbol, unknown>
+  if (!(HOOKED in request)) Object.defineProperty(request, HOOKED, { value: true, configurable: true })
+  const accessor = Object.getOwnPropertyDescriptor(request, 'newrelic')
+  if (accessor?.get !== REQUEST_FLAGS_ACCESSOR.get) Object.defineProperty(request, 'newrelic', REQUEST_FLAGS_ACCESSOR)
+  wrap(kind.request, 'emit', (inner) =>
+    function emitWithin(this: Emitter): boolean {
+      const tx = carriedTransaction(this)
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       return emitInTransaction(tx, this, inner(), arguments)
     }
   )
-  // The name is what answered, when it answered: read when the response ends (`res.end()`), before
-  // Express moves on to later routes (a middleware that answers and then calls `next()`).
-  wrapMethod<(...args: unknown[]) => unknown>(ServerResponse.prototype, 'end', (inner) =>
-    function endNamed(this: Carrier): unknown {
-      const tx = this[REQUEST_TRANSACTION]
-      if (tx !== undefined) tx.answered()
+  wrap(kind.response, 'end', (inner) =>
+    function endNamed(this: object): unknown {
+      carriedTransaction(this)?.answered()
       return Reflect.apply(inner(), this, arguments)
     }
   )
-  wrapMethod<Emit>(ServerResponse.prototype, 'emit', (inner) =>
-    function emitResponseWithin(this: Carrier, event: string | symbol): boolean {
-      const tx = this[REQUEST_TRANSACTION]
+  wrap(kind.response, 'emit', (inner) =>
+    function emitResponseWithin(this: Emitter, event: string | symbol): boolean {
+      const tx = carriedTransaction(this)
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       if (event !== 'finish' && event !== 'close') return emitInTransaction(tx, this, inner(), arguments)
-      // The end: `finish`, or `close` when `finish` never came (the client went away: aborted), right
-      // after the app's own listeners of that event, so they still see the transaction; no listener is
-      // added, so `listenerCount('finish')` is what the app made it.
+      // The end: `finish`, or `close` when `finish` never came (the client went away: aborted, even
+      // when a middleware answered the dead socket). Right after the app's own listeners of that
+      // event, so they still see the transaction; no listener is added.
       try {
         return emitInTransaction(tx, this, inner(), arguments)
       } finally {
-        tx.finish(event === 'close' && this.writableFinished !== true)
+        tx.finish(event === 'close')
       }
     }
   )
 }
 
 /** Emit inside the transaction's context; an event nobody listens to needs no context. */
-function emitInTransaction(tx: Transaction, emitter: Carrier, inner: Emit, args: IArguments): boolean {
+function emitInTransaction(tx: CarriedTransaction, emitter: Emitter, inner: AnyMethod, args: IArguments): boolean {
   if (emitter.listenerCount(args[0] as string | symbol) === 0) return Reflect.apply(inner, emitter, args) as boolean
-  return tx.sink.engine.run(tx, inner, emitter, args)
+  return tx.sink.engine.run(tx as never, inner as Emit, emitter, args)
 }
 
 /**
- * Replace a prototype's method, once per process. The wrapper calls `inner()`: the method the
- * prototype had of its own before (another library's), or else the inherited one, looked up at each call.
+ * Wrap a prototype's method unless one of our wrappers is there already, directly or under another
+ * library's (shimmer keeps the wrapped function in `__original`). The wrapper calls `inner()`: the
+ * method the prototype had of its own before, or else the inherited one, looked up at each call.
  */
-function wrapMethod<F extends (...args: any[]) => unknown>(proto: object, key: 'emit' | 'end', wrap: (inner: () => F) => F): void {
-  const marked = proto as Record<string | symbol, unknown>
-  const flag = Symbol.for(`express-background-task.wrapped.${key}`)
-  if (Object.prototype.hasOwnProperty.call(marked, key === 'emit' ? WRAPPED : flag)) return
-  Object.defineProperty(marked, key === 'emit' ? WRAPPED : flag, { value: true })
-  const own = Object.prototype.hasOwnProperty.call(proto, key) ? (marked[key] as F) : undefined
-  const parent = Object.getPrototypeOf(proto) as Record<string, F>
-  marked[key] = wrap(own !== undefined ? () => own : () => parent[key])
+function wrap(proto: object, key: 'emit' | 'end', make: (inner: () => AnyMethod) => AnyMethod): void {
+  const target = proto as Record<string, AnyMethod>
+  if (isOurs(target[key])) return
+  const own = Object.prototype.hasOwnProperty.call(proto, key) ? target[key] : undefined
+  const parent = Object.getPrototypeOf(proto) as Record<string, AnyMethod>
+  const wrapper = make(own !== undefined ? () => own : () => parent[key]) as Wrapper
+  Object.defineProperty(wrapper, WRAPPER, { value: { own } })
+  if (own === undefined && logAgent.enabled) logAgent('wrap the inherited %s', key)
+  target[key] = wrapper
+}
+
+function isOurs(method: unknown): boolean {
+  for (let fn = method as Wrapper | undefined, hops = 0; typeof fn === 'function' && hops < 8; hops++) {
+    if (fn[WRAPPER] !== undefined) return true
+    fn = (fn as { __original?: Wrapper }).__original
+  }
+  return false
+}
+
+/** Put back what our wrapper replaced, if the wrapper is still the prototype's method. */
+function unwrap(proto: object, key: 'emit' | 'end'): boolean {
+  const target = proto as Record<string, Wrapper>
+  const current = target[key]
+  const wrapped = Object.prototype.hasOwnProperty.call(proto, key) ? current[WRAPPER] : undefined
+  if (wrapped === undefined) {
+    if (!isOurs(current)) return true
+    if (logAgent.enabled) logAgent('leave the %s hook in place: another library wrapped it since', key)
+    return false
+  }
+  if (wrapped.own !== undefined) target[key] = wrapped.own as Wrapper
+  else delete target[key]
+  return true
 }

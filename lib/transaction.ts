@@ -1,14 +1,16 @@
-// The live Transaction handle and the frozen record its listeners receive.
+// The live Transaction handle: its type, flags, name and end.
 import { performance } from 'node:perf_hooks'
 import { randomBytes } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { CarriedTransaction } from './carrier'
+import { publishClassify, publishEnd, endHasSubscribers, publishStart } from './channels'
 import type { ContextEngine } from './context/engine'
 import { TRANSACTION_BRAND } from './context/engine'
-import { endHasSubscribers, publishClassify, publishEnd, publishStart } from './channels'
 import { describeValue, logTransaction } from './debug'
-import { parseFlag, releaseRequestFlags } from './flags'
+import { existingFlagState, parseFlag, type FlagName } from './flags'
 import { webTransactionPath } from './naming'
-import type { Agent, Transaction as PublicTransaction, TransactionRecord, FlagValue } from './types'
+import { buildRecord } from './record'
+import type { Agent, FlagValue, Transaction as PublicTransaction, TransactionRecord } from './types'
 import { TransactionType } from './types'
 
 const WEB_PREFIX = 'WebTransaction/'
@@ -19,6 +21,12 @@ const CUSTOM_GROUP = 'Custom'
 const ID_PREFIX = randomBytes(4).toString('hex')
 let lastSequence = 0
 
+/** A request's group (`Expressjs`, `Connect`) and route template. */
+export interface RequestRoute {
+  readonly group: string
+  readonly path: string
+}
+
 /** What a transaction reports to when it ends (the agent). */
 export interface TransactionSink extends Agent {
   readonly engine: ContextEngine
@@ -26,20 +34,20 @@ export interface TransactionSink extends Agent {
 }
 
 /** The live handle of a web or background transaction. */
-export class Transaction implements PublicTransaction {
+export class Transaction implements PublicTransaction, CarriedTransaction {
   /** The agent that started it. */
   readonly sink: TransactionSink
   type: TransactionType
-  /** `Expressjs`, `Connect`, or a background task's group; set for requests when the name is computed. */
-  group: string
-  /** The part after the group: `GET//users/:id` for requests, the task name for background tasks. */
-  partialName: string | undefined
+  /** A background task's group and name; for requests, the route fixed when the response ends. */
+  private readonly taskGroup: string | undefined
+  private readonly taskName: string | undefined
+  route: RequestRoute | undefined = undefined
   customName: string | undefined = undefined
   /** Requests only; released when the transaction ends. */
-  req: IncomingMessage | undefined
-  res: ServerResponse | undefined
-  method: string | undefined
-  path: string | undefined = undefined
+  req: IncomingMessage | undefined = undefined
+  res: ServerResponse | undefined = undefined
+  method: string | undefined = undefined
+  /** As the response had it at the end; undefined when the client went away before any headers went out. */
   statusCode: number | undefined = undefined
   aborted = false
   /** Published on the start channel; type changes before it are part of the start. */
@@ -50,26 +58,23 @@ export class Transaction implements PublicTransaction {
   error: Error | undefined = undefined
   attributes: Record<string, unknown> | undefined = undefined
   contextSlot: unknown = undefined
-  /** The name, fixed when the transaction ends (metrics, the record and the log all read it). */
+  /** The full name, fixed when the transaction ends. */
   private endName: string | undefined = undefined
   private record: TransactionRecord | undefined = undefined
   readonly sequence = ++lastSequence
   readonly startMono = performance.now()
   endMono = 0
 
-  constructor(sink: TransactionSink, type: TransactionType, group: string, partialName: string | undefined) {
+  constructor(sink: TransactionSink, type: TransactionType, taskGroup?: string, taskName?: string) {
     this.sink = sink
     this.type = type
-    this.group = group
-    this.partialName = partialName
-    this.req = undefined
-    this.res = undefined
-    this.method = undefined
+    this.taskGroup = taskGroup
+    this.taskName = taskName
   }
 
-  /** Start a web transaction for a request. */
+  /** A web transaction for a request. */
   static forRequest(sink: TransactionSink, req: IncomingMessage, res: ServerResponse): Transaction {
-    const tx = new Transaction(sink, TransactionType.WEB, '', undefined)
+    const tx = new Transaction(sink, TransactionType.WEB)
     tx.req = req
     tx.res = res
     tx.method = req.method
@@ -81,26 +86,34 @@ export class Transaction implements PublicTransaction {
     return this.sink
   }
 
+  get id(): string {
+    return `${ID_PREFIX}-${this.sequence.toString(36)}`
+  }
+
+  /** The full metric name: fixed once ended; before that, what it would be now (nothing is stored). */
+  get name(): string {
+    if (this.endName !== undefined) return this.endName
+    const prefix = this.type === TransactionType.WEB ? WEB_PREFIX : BACKGROUND_PREFIX
+    if (this.customName !== undefined) return `${prefix}${CUSTOM_GROUP}/${this.customName}`
+    if (this.taskName !== undefined) return `${prefix}${this.taskGroup}/${this.taskName}`
+    const route = this.route ?? (this.req !== undefined ? requestRoute(this.req, this.res as ServerResponse) : undefined)
+    return route === undefined ? `${prefix}(unknown)` : `${prefix}${route.group}/${this.method}/${route.path}`
+  }
+
+  /** The route template of a request (the record's path), once fixed. */
+  get path(): string | undefined {
+    return this.route?.path
+  }
+
   /** Announce the start, with the type it starts with. */
   start(): void {
     this.started = true
     publishStart(this)
   }
 
-  get id(): string {
-    return `${ID_PREFIX}-${this.sequence.toString(36)}`
-  }
-
-  get name(): string {
-    if (this.endName !== undefined) return this.endName
-    const prefix = this.type === TransactionType.WEB ? WEB_PREFIX : BACKGROUND_PREFIX
-    if (this.customName !== undefined) return `${prefix}${CUSTOM_GROUP}/${this.customName}`
-    if (this.req !== undefined) this.computeRequestName()
-    return `${prefix}${this.group}/${this.partialName}`
-  }
-
   /** Started, not ended, not ignored. */
   isActive(): boolean {
+    if (this.req !== undefined) existingFlagState(this.req)?.check()
     return !this.ended && !this.ignored
   }
 
@@ -118,7 +131,14 @@ export class Transaction implements PublicTransaction {
     return true
   }
 
-  /** Set the type; the flags call this directly, so a flag also counts on an ignored transaction. */
+  /** A valid flag value written for this request (it counts on an ignored transaction too). */
+  applyFlag(name: FlagName, value: boolean): void {
+    if (name === 'setBackgroundTask') this.classify(value)
+    else if (name === 'ignoreTransaction') this.ignored = value
+    else this.suppressApdex = value
+  }
+
+  /** Set the type; published when it changes after the start. */
   classify(background: boolean): void {
     const previousType = this.type
     this.type = background ? TransactionType.BACKGROUND : TransactionType.WEB
@@ -142,7 +162,7 @@ export class Transaction implements PublicTransaction {
   }
 
   noticeError(err: unknown): void {
-    this.error = err instanceof Error ? err : new Error(messageOf(err), { cause: err })
+    this.error = asError(err)
   }
 
   ignore(): void {
@@ -153,25 +173,29 @@ export class Transaction implements PublicTransaction {
     this.finish(false)
   }
 
-  /** The response is being ended: name the request by what answered it, now, before Express moves on. */
+  /** The response is being ended: fix the route now, before Express moves on to later routes. */
   answered(): void {
-    if (this.res !== undefined && this.path === undefined) this.computeRequestName()
+    if (this.route === undefined && this.req !== undefined && !this.ended) this.route = requestRoute(this.req, this.res as ServerResponse)
   }
 
-  /** End once: freeze the name while the request is still readable, then let go of it. */
+  /** End once: fix the name while the request is still readable, then let go of it. */
   finish(aborted: boolean): void {
     if (this.ended) return
-    this.ended = true
     this.endMono = performance.now()
-    this.aborted = aborted
-    if (this.res !== undefined) {
-      this.statusCode = this.res.statusCode
-      // the route template is the record's path even under a custom name; named while `req` is here
-      if (this.path === undefined) this.computeRequestName()
-      releaseRequestFlags(this.req as IncomingMessage)
+    const req = this.req
+    const res = this.res
+    if (req !== undefined && res !== undefined) {
+      // the last read of an app's req.newrelic object counts before the end
+      existingFlagState(req)?.release()
+      this.aborted = aborted
+      // a client gone before any headers went out got no status: none is recorded
+      this.statusCode = aborted && !res.headersSent ? undefined : res.statusCode
+      // an ignored request is never named (the walk would be for nothing)
+      if (!this.ignored) this.answered()
       this.req = undefined
       this.res = undefined
     }
+    this.ended = true
     if (this.ignored) {
       if (logTransaction.enabled) logTransaction('drop ignored transaction %s', this.id)
       if (endHasSubscribers()) publishEnd(this, undefined)
@@ -188,51 +212,41 @@ export class Transaction implements PublicTransaction {
     return (this.ended ? this.endMono : performance.now()) - this.startMono
   }
 
-  /** The plain, frozen snapshot listeners receive; built once. */
+  /** The plain, frozen snapshot listeners receive; built once, after the end. */
   toRecord(): TransactionRecord {
-    if (this.record !== undefined) return this.record
-    const record: Record<string, unknown> = {
-      id: this.id,
-      type: this.type,
-      name: this.name,
-      startTime: performance.timeOrigin + this.startMono,
-      duration: this.duration,
-      attributes: Object.freeze({ ...this.attributes }),
-      suppressApdexMetric: this.suppressApdex
-    }
-    if (this.error !== undefined) record.error = this.error
-    if (this.method !== undefined) {
-      record.method = this.method
-      record.path = this.path
-      record.statusCode = this.statusCode
-      record.aborted = this.aborted
-    }
-    return (this.record = Object.freeze(record) as unknown as TransactionRecord)
-  }
-
-  private computeRequestName(): void {
-    let named: { group: string; path: string }
-    try {
-      named = webTransactionPath(this.req as IncomingMessage, this.res as ServerResponse)
-    } catch (err) {
-      // naming runs inside the app's res.end() and Node's emit: it never throws there
-      if (logTransaction.enabled) logTransaction('fail to name %s: %s', this.id, describeValue(err))
-      named = { group: this.group || 'Expressjs', path: '(unknown)' }
-    }
-    const { group, path } = named
-    this.group = group
-    this.path = path
-    this.partialName = `${this.method}/${path}`
+    return (this.record ??= buildRecord(this))
   }
 }
 
 Object.defineProperty(Transaction.prototype, TRANSACTION_BRAND, { value: true })
 
-/** The message of the Error noticed for a thrown non-Error; `Object.create(null)` cannot become a string. */
-function messageOf(value: unknown): string {
+/** Name a request; naming runs inside the app's res.end() and Node's emit, so it never throws there. */
+function requestRoute(req: IncomingMessage, res: ServerResponse): RequestRoute {
   try {
-    return String(value)
-  } catch {
-    return describeValue(value)
+    return webTransactionPath(req, res)
+  } catch (err) {
+    if (logTransaction.enabled) logTransaction('fail to name a request: %s', describeValue(err))
+    return { group: 'Expressjs', path: '(unknown)' }
   }
+}
+
+/**
+ * The Error to keep for a thrown value. Hostile values (a revoked proxy, whose `instanceof` check
+ * throws; an object that cannot become a string) still give an Error, never a throw.
+ */
+function asError(value: unknown): Error {
+  let isError: boolean
+  try {
+    isError = value instanceof Error
+  } catch {
+    isError = false
+  }
+  if (isError) return value as Error
+  let message: string
+  try {
+    message = String(value)
+  } catch {
+    message = describeValue(value)
+  }
+  return new Error(message, { cause: value })
 }

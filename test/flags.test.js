@@ -161,8 +161,8 @@ const WAYS = {
     before(req) {
       const frozen = Object.freeze({ [flag]: value })
       req.newrelic = frozen
-      // read once into a flags object of the request's own, which later writes still reach
-      assert.notEqual(req.newrelic, frozen)
+      // the app's object reads back as itself, untouched
+      assert.equal(req.newrelic, frozen)
       assert.deepEqual(JSON.parse(JSON.stringify(req.newrelic)), { [flag]: value })
     },
     async handler(req) {
@@ -175,7 +175,7 @@ const WAYS = {
       await settle()
       const frozen = Object.freeze({ [flag]: value })
       req.newrelic = frozen
-      assert.notEqual(req.newrelic, frozen)
+      assert.equal(req.newrelic, frozen)
       assert.equal(req.newrelic[flag], value)
     }
   }),
@@ -480,8 +480,9 @@ for (const engine of ENGINES) {
                 }
                 const hostile = new Proxy({}, { get() { throw new Error('trap') }, defineProperty() { throw new Error('trap') } })
                 for (const value of ['junk', 42, null, 'on', true, () => {}, hostile]) {
-                  req.newrelic = value // not a usable object: ignored, and req.newrelic is still usable
-                  assert.equal(typeof req.newrelic, 'object')
+                  req.newrelic = value // holds no flags: changes nothing, and reads back as itself like any property
+                  assert.equal(req.newrelic, value)
+                  req.newrelic = {}
                   req.newrelic.suppressApdexMetric = 'maybe'
                 }
                 assert.equal(tx.type, 'web')
@@ -632,27 +633,42 @@ for (const engine of ENGINES) {
   describe(`req.newrelic objects that outlive one request (${engine.name})`, () => {
     const { recordingAgent, listen, request } = require('./helpers')
 
-    it('a constant object assigned by concurrent requests: each write reaches only its own request', async () => {
+    it("an app's object (req.newrelic = require('newrelic')) stays itself, untouched, for every concurrent request (issue 8.1)", async () => {
       const express = require('express')
       const { agent, waitFor } = recordingAgent(engine.options())
-      const SHARED = {}
+      // stands for the New Relic API object: methods, and nothing of ours may ever be added to it
+      const API = { setTransactionName(name) { return `named ${name}` }, getTransaction() { return 'nr' } }
+      const shape = () => [Reflect.ownKeys(API), Object.getOwnPropertyDescriptors(API), Object.isExtensible(API)]
+      const before = shape()
       let releaseFirst
       const firstMayGo = new Promise((resolve) => { releaseFirst = resolve })
       let secondAssigned
       const secondHasAssigned = new Promise((resolve) => { secondAssigned = resolve })
       const app = express()
+      app.use((req, res, next) => {
+        req.newrelic = API // before the middleware, as apps do
+        next()
+      })
       app.use(agent.middleware())
       app.get('/first', async (req, res) => {
-        req.newrelic = SHARED
+        assert.equal(req.newrelic, API)
         await firstMayGo
-        req.newrelic.setBackgroundTask = true // this request only
-        res.end('first')
+        // the second request holds the same object now: a write to it could be either's, so it counts for neither
+        req.newrelic.setBackgroundTask = true
+        res.end(req.newrelic.setTransactionName('first'))
       })
       app.get('/second', async (req, res) => {
-        req.newrelic = SHARED // still speaking for /first, which is in flight
+        assert.equal(req.newrelic, API)
         secondAssigned()
         await delay(20)
-        res.end('second')
+        res.end(req.newrelic.setTransactionName('second'))
+      })
+      app.get('/alone', async (req, res) => {
+        // held by this request alone: a later write through it counts, last write wins against the helper
+        assert.equal(ebt.setBackgroundTask(false), true)
+        await settle()
+        API.setBackgroundTask = 'on'
+        res.end(req.newrelic.getTransaction())
       })
       const server = await listen(app)
       try {
@@ -661,13 +677,41 @@ for (const engine of ENGINES) {
         const second = request(server.url('/second'))
         await secondHasAssigned
         releaseFirst()
-        await Promise.all([first, second])
-        const records = await waitFor(2)
+        const bodies = await Promise.all([first, second])
+        assert.deepEqual(bodies.map((r) => [r.status, r.body]), [[200, 'named first'], [200, 'named second']])
+        delete API.setBackgroundTask // the app's own write, undone by the app
+        assert.deepEqual(shape(), before)
+        const alone = await request(server.url('/alone'))
+        assert.equal(alone.body, 'nr')
+        delete API.setBackgroundTask
+        assert.deepEqual(shape(), before)
+        const records = await waitFor(3)
         const typeOf = (path) => records.find((r) => r.path === path).type
-        assert.equal(typeOf('/first'), 'background')
+        assert.equal(typeOf('/first'), 'web')
         assert.equal(typeOf('/second'), 'web')
-        // the constant was adopted by the first request: its keys became accessors
-        assert.equal(Object.keys(SHARED).sort().join(), 'ignoreTransaction,setBackgroundTask,suppressApdexMetric')
+        assert.equal(typeOf('/alone'), 'background')
+      } finally {
+        await server.close()
+      }
+    })
+
+    it('a constant flags object shared by concurrent requests is read when assigned, by each', async () => {
+      const express = require('express')
+      const { agent, waitFor } = recordingAgent(engine.options())
+      const BACKGROUND = Object.freeze({ setBackgroundTask: true })
+      const app = express()
+      app.use(agent.middleware())
+      app.get('/:n', async (req, res) => {
+        req.newrelic = BACKGROUND
+        await delay(10)
+        assert.equal(req.newrelic, BACKGROUND)
+        res.end('ok')
+      })
+      const server = await listen(app)
+      try {
+        await Promise.all([1, 2, 3, 4].map((n) => request(server.url(`/${n}`))))
+        const records = await waitFor(4)
+        assert.deepEqual(records.map((r) => r.type), ['background', 'background', 'background', 'background'])
       } finally {
         await server.close()
       }

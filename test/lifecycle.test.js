@@ -107,7 +107,7 @@ for (const engine of ENGINES) {
           }
         })
 
-        it('ends an aborted response once on close, with aborted: true and the status it had (finish never came)', async () => {
+        it('ends an aborted response once on close, with aborted: true and the status sent, if any (finish never came)', async () => {
           const { agent, records, waitFor } = recordingAgent(engine.options())
           const { app, route, group } = makeApp(fw)
           app.use(agent.middleware())
@@ -138,7 +138,7 @@ for (const engine of ENGINES) {
             assert.equal(partial.statusCode, 202)
             assert.equal(partial.name, `WebTransaction/${group}/GET//partial`)
             assert.equal(wait.aborted, true)
-            assert.equal(wait.statusCode, 200) // what res.statusCode reads when nothing was sent
+            assert.equal('statusCode' in wait, false) // nothing was sent (res.statusCode would read 200)
             assert.ok(partial.duration > 0 && wait.duration > 0)
             assert.deepEqual(finished, [])
           } finally {
@@ -193,7 +193,7 @@ for (const engine of ENGINES) {
                 if (fw !== 'connect') assert.equal(record.name, `WebTransaction/${group}/GET//fail`)
                 if (hangs) {
                   assert.equal(record.aborted, true)
-                  assert.equal(record.statusCode, 200)
+                  assert.equal('statusCode' in record, false) // no response went out
                   assert.equal(record.error, undefined) // the error never went through error handling
                 } else {
                   assert.equal(record.aborted, false)

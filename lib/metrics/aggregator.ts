@@ -33,6 +33,7 @@ export interface EndedTransaction {
   readonly duration: number
   readonly error: Error | undefined
   readonly statusCode: number | undefined
+  readonly aborted: boolean
   readonly suppressApdex: boolean
 }
 
@@ -98,7 +99,8 @@ export class MetricsAggregator {
     window.web.add(seconds)
     window.webTimes.add(seconds)
     if (tx.suppressApdex) return
-    const failed = tx.error !== undefined || (tx.statusCode !== undefined && tx.statusCode >= 500)
+    // an error, a 5xx, or a client that left before any response was sent
+    const failed = tx.error !== undefined || (tx.statusCode === undefined ? tx.aborted : tx.statusCode >= 500)
     const zone = apdexZone(seconds, this.apdexT, failed)
     window.webApdex.add(zone)
     named.apdex?.add(zone)

@@ -5,7 +5,7 @@ export const ApdexZone = { SATISFYING: 0, TOLERATING: 1, FRUSTRATING: 2 } as con
 export type ApdexZone = (typeof ApdexZone)[keyof typeof ApdexZone]
 
 /**
- * A failed transaction (a noticed error, or a 5xx status) frustrates whatever its speed; otherwise
+ * A failed transaction (a noticed error, a 5xx status, or an aborted request that got no response) frustrates whatever its speed; otherwise
  * up to T satisfies, up to 4T is tolerated, and slower frustrates.
  * @param seconds - the transaction's duration.
  * @param apdexT - the threshold T in seconds.

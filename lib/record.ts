@@ -1,0 +1,24 @@
+// The frozen TransactionRecord listeners and subscribers receive, built once from an ended transaction.
+import { performance } from 'node:perf_hooks'
+import type { Transaction } from './transaction'
+import type { TransactionRecord } from './types'
+
+export function buildRecord(tx: Transaction): TransactionRecord {
+  const record: Record<string, unknown> = {
+    id: tx.id,
+    type: tx.type,
+    name: tx.name,
+    startTime: performance.timeOrigin + tx.startMono,
+    duration: tx.duration,
+    attributes: Object.freeze({ ...tx.attributes }),
+    suppressApdexMetric: tx.suppressApdex
+  }
+  if (tx.error !== undefined) record.error = tx.error
+  if (tx.method !== undefined) {
+    record.method = tx.method
+    record.path = tx.path
+    if (tx.statusCode !== undefined) record.statusCode = tx.statusCode
+    record.aborted = tx.aborted
+  }
+  return Object.freeze(record) as unknown as TransactionRecord
+}
