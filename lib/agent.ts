@@ -5,6 +5,7 @@ import { findActiveTransaction, type ContextEngine } from './context/engine'
 import { describeValue, logAgent, logTransaction } from './debug'
 import { carriedTransaction } from './carrier'
 import { createMiddleware } from './middleware'
+import { removeRequestHooks } from './request-events'
 import { runBackgroundTask } from './background-task'
 import { MetricsAggregator } from './metrics/aggregator'
 import { assertFactoryCalled, assertListener, ContextEngineName, parseAgentOptions, parseMetricsOptions, type AgentConfig } from './options'
@@ -192,3 +193,13 @@ export function onTransactionEnd(listener: TransactionEndListener): () => void {
   return getDefaultAgent().onTransactionEnd(listener)
 }
 
+/**
+ * Remove the package's prototype hooks (the `emit` and `end` wrappers of requests and responses)
+ * and the `req.newrelic` accessor, for tests that check prototypes or apps shutting the package
+ * off. Requests in flight stop being tracked; the next `middleware()` puts everything back. A hook
+ * that another library wrapped since is left in place, since removing it would remove theirs.
+ * @returns `true` when every hook was removed.
+ */
+export function uninstall(): boolean {
+  return removeRequestHooks()
+}

@@ -10,6 +10,7 @@ export const {
   backgroundTask,
   onTransactionEnd,
   metrics,
+  uninstall,
   MAX_TRANSACTION_NAMES,
   OVERFLOW_NAME,
   ErrorCode,

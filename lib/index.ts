@@ -1,5 +1,5 @@
 // express-background-task: mark Express and Connect requests as background tasks, and back.
-export { createAgent, middleware, errorHandler, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics } from './agent'
+export { createAgent, middleware, errorHandler, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics, uninstall } from './agent'
 export { ErrorCode } from './options'
 export { ChannelName } from './channels'
 export type { TransactionStartMessage, TransactionClassifyMessage, TransactionEndMessage } from './channels'
@@ -18,6 +18,7 @@ export type {
   Middleware,
   MiddlewareOptions,
   RequestFlags,
+  RequestFlagsHolder,
   ResponseTimePercentiles,
   TimesliceStats,
   Transaction,

@@ -141,7 +141,7 @@ function assertOptionsObject<K extends string>(
   allowed: readonly K[]
 ): { readonly [key in K]?: unknown } {
   if (passed === undefined) return {}
-  if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
+  if (typeof passed !== 'object' || passed === null || isArray(passed)) {
     throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} options must be an object, got ${shown(passed)}`)
   }
   // Read once, into a plain object: a hostile one (a revoked proxy, a throwing getter) fails here, with a code.
@@ -184,5 +184,14 @@ function shown(value: unknown): string {
     return inspect(value)
   } catch {
     return describeValue(value)
+  }
+}
+
+/** `Array.isArray`, which throws for a revoked proxy: that is no options object either. */
+function isArray(value: unknown): boolean {
+  try {
+    return Array.isArray(value)
+  } catch {
+    return true
   }
 }

@@ -47,8 +47,9 @@ export function hookKindOf(req: object): boolean {
     // loaded only when an HTTP/2 request shows up: most apps never pay for it
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const http2 = require('node:http2') as typeof import('node:http2')
-    kinds.push({ request: http2.Http2ServerRequest.prototype, response: http2.Http2ServerResponse.prototype })
-    installRequestHooks()
+    const kind = { request: http2.Http2ServerRequest.prototype, response: http2.Http2ServerResponse.prototype }
+    kinds.push(kind)
+    hookKind(kind)
   }
   return HOOKED in req
 }
@@ -95,12 +96,13 @@ function hookKind(kind: Kind): void {
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       if (event !== 'finish' && event !== 'close') return emitInTransaction(tx, this, inner(), arguments)
       // The end: `finish`, or `close` when `finish` never came (the client went away: aborted, even
-      // when a middleware answered the dead socket). Right after the app's own listeners of that
-      // event, so they still see the transaction; no listener is added.
+      // when a middleware answered the dead socket). HTTP/2 emits `finish` for a reset stream too,
+      // one whose response never ended. Right after the app's own listeners of that event, so they
+      // still see the transaction; no listener is added.
       try {
         return emitInTransaction(tx, this, inner(), arguments)
       } finally {
-        tx.finish(event === 'close')
+        tx.finish(event === 'close' || (this as { writableEnded?: boolean }).writableEnded === false)
       }
     }
   )

@@ -25,6 +25,12 @@ export interface RequestFlags {
   suppressApdexMetric?: FlagValue
 }
 
+/**
+ * What `req.newrelic` holds: the flags, on whatever object the app keeps there (its own keys and
+ * methods stay as the app typed them, e.g. `req.newrelic = require('newrelic')`).
+ */
+export type RequestFlagsHolder = RequestFlags & { [key: string]: any }
+
 /** Options of {@link createAgent}. Every key is optional; `undefined` counts as absent. */
 export interface AgentOptions {
   /**
@@ -191,9 +197,9 @@ export interface Agent {
   backgroundTask<T>(name: string, fn: () => T, options?: BackgroundTaskOptions): T
   /** Listen to ended, non-ignored transactions of this agent. Returns the unsubscribe function. */
   onTransactionEnd(listener: TransactionEndListener): () => void
-  /** Reclassify the active transaction (whichever agent started it). */
+  /** Reclassify the active transaction, whichever agent started it (the same as the top-level helper). */
   setBackgroundTask(flag?: FlagValue): boolean
-  /** The active transaction, or the one bound to `req` while it is active. */
+  /** The active transaction, whichever agent started it, or the one bound to `req` while it is active (the same as the top-level function). */
   getTransaction(req?: object): Transaction | undefined
   /** This agent's metrics window; `{ reset: true }` harvests it (returns it and starts a new one). */
   metrics(options?: MetricsOptions): MetricsSnapshot
@@ -203,8 +209,11 @@ declare global {
   // eslint-disable-next-line @typescript-eslint/no-namespace
   namespace Express {
     interface Request {
-      /** express-background-task's per-request flags (the WSGI environ keys' counterparts). */
-      newrelic?: RequestFlags
+      /**
+       * express-background-task's per-request flags (the WSGI environ keys' counterparts). Always
+       * there; an object the app puts there (the New Relic API, say) reads back as itself.
+       */
+      newrelic: RequestFlagsHolder
     }
   }
 }
@@ -212,6 +221,6 @@ declare global {
 declare module 'http' {
   interface IncomingMessage {
     /** express-background-task's per-request flags (the WSGI environ keys' counterparts). */
-    newrelic?: RequestFlags
+    newrelic: RequestFlagsHolder
   }
 }

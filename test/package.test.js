@@ -21,6 +21,7 @@ const EXPORTS = {
   metrics: 'function',
   createAgent: 'function',
   errorHandler: 'function',
+  uninstall: 'function',
   ErrorCode: 'object',
   ChannelName: 'object',
   TransactionType: 'object',
@@ -90,11 +91,11 @@ import { createRequire } from 'node:module'
 import * as ns from ${JSON.stringify(PACKAGE)}
 import {
   middleware, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics, createAgent,
-  errorHandler, ErrorCode, ChannelName, TransactionType, MAX_TRANSACTION_NAMES, OVERFLOW_NAME
+  errorHandler, uninstall, ErrorCode, ChannelName, TransactionType, MAX_TRANSACTION_NAMES, OVERFLOW_NAME
 } from ${JSON.stringify(PACKAGE)}
 
 const expected = ${JSON.stringify(EXPORTS)}
-const named = { middleware, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics, createAgent, errorHandler, ErrorCode, ChannelName, TransactionType, MAX_TRANSACTION_NAMES, OVERFLOW_NAME }
+const named = { middleware, setBackgroundTask, getTransaction, backgroundTask, onTransactionEnd, metrics, createAgent, errorHandler, uninstall, ErrorCode, ChannelName, TransactionType, MAX_TRANSACTION_NAMES, OVERFLOW_NAME }
 const cjs = createRequire(import.meta.url)(${JSON.stringify(PACKAGE)})
 for (const [name, type] of Object.entries(expected)) {
   assert.equal(typeof named[name], type, name)

@@ -38,8 +38,8 @@ onTransactionEnd((record) => {
 const app = express()
 app.use(middleware())
 app.get('/', (req, res) => {
-  // @ts-expect-error -- typo of ignoreTransaction
-  req.newrelic = { ignoreTransction: true }
+  // @ts-expect-error -- an object is no flag value
+  req.newrelic.ignoreTransaction = {}
   // @ts-expect-error -- null is no flag value
   req.newrelic = { setBackgroundTask: null }
   // @ts-expect-error -- getTransaction() may be undefined
