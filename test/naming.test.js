@@ -165,6 +165,10 @@ function buildExpressApp(framework, agent) {
   for (const template of Object.keys(mounts)) app.use(template, ok(template))
   app.use(/\/rx\/\d+/, ok('regexp mount'))
   app.use(['/Arr-A/:x', '/Arr-B/:y'], ok('array mount'))
+  app.use(['/Mix-A/:m', /\/mix-rx\/\d+/], ok('mixed array mount'))
+  const arraySub = express()
+  arraySub.get('/x/:id', ok('array sub-app'))
+  app.use(['/Sa-One/:p', '/Sa-Two/:q'], arraySub)
   // Express 4 turns `/(` into a group it does not capture, which the regexp reader does not know: probed
   if (!major5) app.use('/Probed/:code/(\\d+)', ok('probed'))
 
@@ -333,12 +337,30 @@ for (const engine of ENGINES) {
         }
       })
 
-      it('names a RegExp mount by the RegExp and an array mount by the alternative that matched', async () => {
+      it('names a RegExp mount by the RegExp and an array mount by its alternatives joined by `,`, as routes (issue 9)', async () => {
         const regexp = await recordOf('/rx/123/tail')
         assertNamed(regexp, 'GET', String(/\/rx\/\d+/))
         assertNoDigits(regexp)
-        assertNamed(await recordOf('/arr-b/7'), 'GET', '/Arr-B/:y')
-        assertNamed(await recordOf('/ARR-A/8/more'), 'GET', '/Arr-A/:x')
+        // one name whichever alternative matched, as New Relic names array mounts and as array routes are named
+        for (const url of ['/arr-b/7', '/ARR-A/8/more']) {
+          const record = await recordOf(url)
+          assert.equal(record.response.body, 'array mount')
+          assertNamed(record, 'GET', '/Arr-A/:x,/Arr-B/:y')
+        }
+        // strings and a RegExp in one array
+        for (const url of ['/mix-a/1', '/mix-rx/23/x']) {
+          const record = await recordOf(url)
+          assert.equal(record.response.body, 'mixed array mount')
+          assertNamed(record, 'GET', `/Mix-A/:m,${String(/\/mix-rx\/\d+/)}`)
+          assertNoDigits(record)
+        }
+        // a sub-app mounted at an array
+        for (const url of ['/sa-one/p1/x/2', '/SA-TWO/q3/x/4']) {
+          const record = await recordOf(url)
+          assert.equal(record.response.body, 'array sub-app')
+          assertNamed(record, 'GET', '/Sa-One/:p,/Sa-Two/:q/x/:id')
+          assertNoDigits(record)
+        }
       })
 
       if (!major5) {
