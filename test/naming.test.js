@@ -555,6 +555,7 @@ for (const engine of ENGINES) {
         const inner = express.Router()
         inner.get('/test', ok('inner test'))
         inner.get('/deep/:id', ok('inner deep'))
+        inner.use('/mw/:m', ok('inner middleware'))
         const outer = express.Router()
         outer.get(splat, inner)
         app.use('/outer', outer)
@@ -609,6 +610,14 @@ for (const engine of ENGINES) {
           assertNamed(record, 'GET', template)
           assertNoDigits(record)
         }
+      })
+
+
+      // Known limit: `req.route` stays the outer route while the inner router's middleware answers
+      it('names a middleware inside a router used as a route handler by its mount', { todo: `named by the outer route, /outer${major5 ? '/*splat' : '/*'}` }, async () => {
+        const record = await recordOf('/outer/mw/m1/rest')
+        assert.equal(record.response.body, 'inner middleware')
+        assertNamed(record, 'GET', '/outer/mw/:m')
       })
     })
 
