@@ -9,17 +9,33 @@
 // Express 4 layer's regexp read back (naming/express4-mounts.ts). Connect has no routes: its name
 // is the mount path that answered (naming/connect.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { describeValue, logNaming } from './debug'
 import { connectPath } from './naming/connect'
 import { expressPath, isExpressApp } from './naming/express'
 import type { ExpressRequest } from './naming/layers'
+import { UNKNOWN_MOUNT } from './naming/paths'
 
 const EXPRESS_GROUP = 'Expressjs'
 const CONNECT_GROUP = 'Connect'
 
-/** The group (`Expressjs` or `Connect`) and the template part of a web transaction's name. */
+/**
+ * The group (`Expressjs` or `Connect`) and the template part of a web transaction's name. It runs
+ * inside the app's `res.end()` and Node's `emit`, so it never throws: whatever the request, the
+ * app or another library made of them (a throwing getter, odd layers), a failure names the
+ * request `(unknown)`.
+ */
 export function webTransactionPath(req: IncomingMessage, res: ServerResponse): { group: string; path: string } {
-  const expressReq = req as ExpressRequest
-  const app = expressReq.app
-  if (isExpressApp(app)) return { group: EXPRESS_GROUP, path: expressPath(expressReq, app, res) }
-  return { group: CONNECT_GROUP, path: connectPath(expressReq, res) }
+  let group = CONNECT_GROUP
+  try {
+    const expressReq = req as ExpressRequest
+    const app = expressReq.app
+    if (isExpressApp(app)) {
+      group = EXPRESS_GROUP
+      return { group, path: expressPath(expressReq, app, res) }
+    }
+    return { group, path: connectPath(expressReq, res) }
+  } catch (err) {
+    if (logNaming.enabled) logNaming('fail to name a request: %s', describeValue(err))
+    return { group, path: UNKNOWN_MOUNT }
+  }
 }

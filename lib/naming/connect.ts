@@ -3,7 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { ExpressRequest } from './layers'
 import { NOT_FOUND, pathname, serverOf } from './paths'
 
-type ConnectLayer = { route: string; handle: unknown }
+type ConnectLayer = { route: unknown; handle: unknown } | null | undefined
 
 const connectStacks = new WeakMap<object, ConnectLayer[] | null>()
 
@@ -21,8 +21,9 @@ export function connectPath(req: ExpressRequest, res: ServerResponse): string {
   else if (original.endsWith(current.slice(1))) removed = original.slice(0, original.length - current.length + 1)
   removed = removed.replace(/\/$/, '')
   if (removed === '') return res.statusCode === 404 ? NOT_FOUND : '/'
-  const registered = connectStack(req)?.find((layer) => layer.route.toLowerCase() === removed.toLowerCase())
-  return registered !== undefined ? registered.route : removed
+  const lower = removed.toLowerCase()
+  const registered = connectStack(req)?.find((layer) => typeof layer?.route === 'string' && layer.route.toLowerCase() === lower)
+  return registered?.route !== undefined ? (registered.route as string) : removed
 }
 
 /** Connect does not put the app on the request; find it among the server's request listeners. */
@@ -31,6 +32,7 @@ function connectStack(req: IncomingMessage): ConnectLayer[] | undefined {
   if (server === undefined) return undefined
   let stack = connectStacks.get(server)
   if (stack === undefined) {
+    // a layer pushed by hand may be anything; only string routes are compared
     const app = server.listeners('request').find((listener) => Array.isArray((listener as { stack?: unknown }).stack))
     stack = app === undefined ? null : ((app as { stack: ConnectLayer[] }).stack)
     connectStacks.set(server, stack)

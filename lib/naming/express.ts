@@ -1,7 +1,7 @@
 // Express: the route template that answered, found by walking the app's router stacks with each layer's own match().
-import type { IncomingMessage, ServerResponse } from 'node:http'
+import type { ServerResponse } from 'node:http'
 import { describeValue, logNaming } from '../debug'
-import { inferredMountTemplate } from './express4-mounts'
+import { inferredMountTemplate, readsAsMount } from './express4-mounts'
 import { matchLayer, type AppLike, type ExpressRequest, type LayerLike, type MatchResult, type RouteLike } from './layers'
 import { joinTemplates, NOT_FOUND, pathname, serverOf, stringifyPath, UNKNOWN_MOUNT } from './paths'
 
@@ -9,10 +9,18 @@ export function isExpressApp(app: unknown): app is AppLike {
   return typeof app === 'function' && typeof (app as AppLike).handle === 'function' && typeof (app as AppLike).set === 'function'
 }
 
+/**
+ * The template of what answered. Called when the response ends, while `req.baseUrl` and `req.url`
+ * are what the answering handler saw: together they are the path Express matched, after any
+ * rewrite of `req.url` on the way (a locale prefix taken off), so the walk matches that path, and
+ * `req.originalUrl` only when that finds nothing. The first walk knows layers by their handles, as
+ * Express made them; only when it finds nothing does a second one look behind handles other
+ * instrumentations wrapped, and into routers used as route handlers, so apps without either pay
+ * nothing for them.
+ */
 export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: ServerResponse): string {
   const apps: AppLike[] = []
   for (let app: AppLike | undefined = innermostApp; app !== undefined; app = app.parent) apps.unshift(app)
-  const path = pathname(req.originalUrl ?? req.url ?? '/')
   try {
     const roots = rootApps(req, apps[0])
     if (req.route !== undefined) {
@@ -22,21 +30,32 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
         const known = topRouteTemplates.get(req.route)
         if (known !== undefined) return known
       }
-      const search: RouteSearch = { target: req.route, apps, opaque: [], matchRoute: true }
-      for (const root of roots) {
-        const found = findRoute(stackOf(root), path, root, '', search)
-        if (found === undefined) continue
-        const template = found === '' ? '/' : found
-        if (simple && stackOf(root)?.some((layer) => layer.route === req.route)) topRouteTemplates.set(req.route, template)
-        return template
+      const matched = matchedPath(req)
+      const search: RouteSearch = { target: req.route, apps, opaque: [], matchRoute: true, deep: false }
+      let original: string | undefined
+      for (let pass = 0; pass < 4; pass++) {
+        search.deep = pass >= 2
+        let path = matched
+        if (pass % 2 === 1) {
+          original ??= pathname(req.originalUrl ?? '/')
+          if (original === matched) continue
+          path = original
+        }
+        for (const root of roots) {
+          const found = findRoute(stackOf(root), path, root, '', search)
+          if (found === undefined) continue
+          const template = found === '' ? '/' : found
+          if (simple && stackOf(root)?.some((layer) => layer.route === req.route)) topRouteTemplates.set(req.route, template)
+          return template
+        }
+        // Express has left the sub-app the route is in (an error handler of a parent answers): when one
+        // such mount leads there, the route is taken to be the sub-app's own, under that mount.
+        if (search.opaque.length === 1) return joinTemplates(search.opaque[0], stringifyPath(req.route.path)) || '/'
       }
-      // Express has left the sub-app the route is in (an error handler of a parent answers): when one
-      // such mount leads there, the route is taken to be the sub-app's own, under that mount.
-      if (search.opaque.length === 1) return joinTemplates(search.opaque[0], stringifyPath(req.route.path)) || '/'
-      // a middleware rewrote `req.url` on the way: the route as found, whatever its own path
+      // the route as found, whatever its own path (nothing above matched the way Express did)
       search.matchRoute = false
       for (const root of roots) {
-        const found = findRoute(stackOf(root), path, root, '', search)
+        const found = findRoute(stackOf(root), matched, root, '', search)
         if (found !== undefined) return found === '' ? '/' : found
       }
       if (logNaming.enabled) logNaming('find no mount for route %s; name it by its own path', describeValue(req.route.path))
@@ -44,9 +63,21 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
     }
     const baseUrl = req.baseUrl ?? ''
     if (baseUrl !== '') {
-      for (const root of roots) {
-        const found = findMount(stackOf(root), path, baseUrl, apps, root)
-        if (found !== undefined) return found === '' ? '/' : found
+      const matched = matchedPath(req)
+      const walk: MountWalk = { baseUrl, apps, deep: false }
+      let original: string | undefined
+      for (let pass = 0; pass < 4; pass++) {
+        walk.deep = pass >= 2
+        let path = matched
+        if (pass % 2 === 1) {
+          original ??= pathname(req.originalUrl ?? '/')
+          if (original === matched) continue
+          path = original
+        }
+        for (const root of roots) {
+          const found = findMount(stackOf(root), path, baseUrl, root, walk)
+          if (found !== undefined) return found === '' ? '/' : found
+        }
       }
       if (logNaming.enabled) logNaming('find no mount for a middleware that answered')
       return UNKNOWN_MOUNT
@@ -58,15 +89,32 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
   return res.statusCode === 404 ? NOT_FOUND : '/'
 }
 
+/** `req.baseUrl` + `req.url` without the query: the path the outermost router matched, as the answering handler saw it. */
+function matchedPath(req: ExpressRequest): string {
+  const url = req.url
+  const original = req.originalUrl
+  if (typeof url !== 'string') return pathname(original ?? '/')
+  const baseUrl = typeof req.baseUrl === 'string' ? req.baseUrl : ''
+  // nothing rewrote the URL (the usual case): the original URL is that path, no string to build
+  if (typeof original === 'string' && original.length === baseUrl.length + url.length && original.endsWith(url) && original.startsWith(baseUrl)) {
+    return pathname(original)
+  }
+  const rest = pathname(url)
+  // Express puts a slash in front of an empty rest (`/api` under `/api`): it was not in the path
+  return rest === '/' && baseUrl !== '' ? baseUrl : baseUrl + rest
+}
+
 const serverApps = new WeakMap<object, AppLike | null>()
 /** Templates of routes registered on a root app's own router (no mount in between). */
 const topRouteTemplates = new WeakMap<RouteLike, string>()
+/** Mount layers whose handle another instrumentation wrapped, and the sub-app each was found to lead into. */
+const wrappedMounts = new WeakMap<LayerLike, AppLike>()
 
 /**
  * The app whose server received the request, tried before the top of `req.app`'s chain: an app
  * used as a plain middleware (`router.use(subApp)`) has no `parent`, so the chain starts there.
  */
-function rootApps(req: IncomingMessage, top: AppLike): AppLike[] {
+function rootApps(req: ExpressRequest, top: AppLike): AppLike[] {
   const server = serverOf(req)
   if (server === undefined) return [top]
   let app = serverApps.get(server)
@@ -85,22 +133,49 @@ interface RouteSearch {
   opaque: string[]
   /** Whether the route's own layer must match too (the same router may be mounted at `/` and at `/v1`). */
   matchRoute: boolean
+  /** The second walk: behind wrapped handles, and into routers used as route handlers. */
+  deep: boolean
+}
+
+interface MountWalk {
+  /** The concrete prefix the answering middleware was mounted under. */
+  baseUrl: string
+  apps: AppLike[]
+  deep: boolean
 }
 
 /** The template of the route searched for under `prefix`, with the templates of the mounts that lead to it. */
 function findRoute(stack: LayerLike[] | undefined, path: string, owner: AppLike, prefix: string, search: RouteSearch): string | undefined {
   if (stack === undefined) return undefined
   for (const layer of stack) {
-    if (layer.route !== undefined) {
-      if (layer.route === search.target && (!search.matchRoute || matchLayer(layer, path) !== undefined)) {
-        return joinTemplates(prefix, stringifyPath(layer.route.path))
+    const route = layer.route
+    if (route !== undefined) {
+      if (route === search.target) {
+        if (!search.matchRoute || matchLayer(layer, path) !== undefined) return joinTemplates(prefix, stringifyPath(route.path))
+        continue
+      }
+      if (!search.deep) continue
+      // a router used as a route's handler (`outer.get('/*splat', inner)`) sees the path the route saw
+      const routers = routersOf(route)
+      if (routers === undefined || matchLayer(layer, path) === undefined) continue
+      for (const router of routers) {
+        const found = findRoute(router, path, owner, prefix, search)
+        if (found !== undefined) return found
       }
       continue
     }
-    const child = childOf(layer, search.apps, owner)
-    if (child === undefined) continue
-    const match = matchLayer(layer, path)
-    if (match === undefined) continue
+    let child = childOf(layer, search.apps, owner, search.deep)
+    let match: MatchResult | undefined
+    if (child === undefined) {
+      if (!search.deep || !mayLeadIntoApp(search.apps, owner)) continue
+      match = matchLayer(layer, path)
+      if (match === undefined) continue
+      child = wrappedChildOf(layer, match, search.apps, owner)
+      if (child === undefined) continue
+    } else {
+      match = matchLayer(layer, path)
+      if (match === undefined) continue
+    }
     const template = joinTemplates(prefix, mountTemplate(layer, match, child.app))
     if (child.stack === undefined) {
       if (!search.opaque.includes(template)) search.opaque.push(template)
@@ -113,10 +188,20 @@ function findRoute(stack: LayerLike[] | undefined, path: string, owner: AppLike,
 }
 
 /** The template of the middleware mounted at the concrete prefix `baseUrl` (it answered the request). */
-function findMount(stack: LayerLike[] | undefined, path: string, baseUrl: string, apps: AppLike[], owner: AppLike): string | undefined {
+function findMount(stack: LayerLike[] | undefined, path: string, baseUrl: string, owner: AppLike, walk: MountWalk): string | undefined {
   if (stack === undefined) return undefined
   for (const layer of stack) {
-    if (layer.route !== undefined) continue
+    const route = layer.route
+    if (route !== undefined) {
+      if (!walk.deep) continue
+      const routers = routersOf(route)
+      if (routers === undefined || matchLayer(layer, path) === undefined) continue
+      for (const router of routers) {
+        const found = findMount(router, path, baseUrl, owner, walk)
+        if (found !== undefined) return found
+      }
+      continue
+    }
     const match = matchLayer(layer, path)
     if (match === undefined) continue
     // Express leaves a mount's trailing slash out of baseUrl
@@ -124,30 +209,122 @@ function findMount(stack: LayerLike[] | undefined, path: string, baseUrl: string
     if (!baseUrl.startsWith(matched)) continue
     const rest = baseUrl.slice(matched.length)
     if (rest !== '' && rest[0] !== '/') continue
-    const child = childOf(layer, apps, owner)
+    let child = childOf(layer, walk.apps, owner, walk.deep)
+    if (child === undefined && walk.deep && mayLeadIntoApp(walk.apps, owner)) child = wrappedChildOf(layer, match, walk.apps, owner)
     if (rest === '') return mountTemplate(layer, match, child?.app)
     if (child === undefined) continue
-    const found = findMount(child.stack, remainder(path, match.path), rest, apps, child.owner)
+    const found = findMount(child.stack, remainder(path, match.path), rest, child.owner, walk)
     if (found !== undefined) return joinTemplates(mountTemplate(layer, match, child.app), found)
   }
   return undefined
 }
 
+interface Child {
+  /** The stack the layer leads into; undefined for a sub-app that is not in the request's chain any more. */
+  stack: LayerLike[] | undefined
+  /** A sub-app mounted with `app.use(path, subApp)`: its `mountpath` is the mount's template. */
+  app?: AppLike
+  /** The app whose stack `stack` is (or is inside). */
+  owner: AppLike
+}
+
 /**
- * What a layer leads into: a mounted router's stack, an app used as a plain middleware, or, for a
- * sub-app mounted with `app.use` (a closure Express made), the app of the request's chain whose
- * parent is `owner`. `stack` is undefined when that sub-app is not in the chain any more.
+ * What a layer leads into, told by the handle: a router's stack, an app used as a plain middleware,
+ * or Express's `mounted_app` closure around a sub-app mounted with `app.use` (then the app of the
+ * request's chain whose parent is `owner`). Another instrumentation may have wrapped the handle:
+ * OpenTelemetry's copies a router's properties onto its wrapper and keeps the original as
+ * `__original` (shimmer); New Relic's keeps the function's name. A wrapper that shows neither is
+ * left to `wrappedChildOf`.
  */
-function childOf(layer: LayerLike, apps: AppLike[], owner: AppLike): { stack: LayerLike[] | undefined; app?: AppLike; owner: AppLike } | undefined {
-  const handle = layer.handle
-  if (handle === undefined || handle === null) return undefined
-  if (Array.isArray(handle.stack)) return { stack: handle.stack as LayerLike[], owner }
-  if (isExpressApp(handle)) return { stack: stackOf(handle), owner: handle }
-  if (handle.name === 'mounted_app') {
-    const app = apps.find((candidate) => candidate.parent === owner)
-    return app === undefined ? { stack: undefined, owner } : { stack: stackOf(app), app, owner: app }
+function childOf(layer: LayerLike, apps: AppLike[], owner: AppLike, deep: boolean): Child | undefined {
+  let handle = layer.handle
+  for (let depth = 0; handle !== undefined && handle !== null; depth++) {
+    if (Array.isArray(handle.stack)) return { stack: handle.stack as LayerLike[], owner }
+    if (isExpressApp(handle)) return { stack: stackOf(handle), owner: handle }
+    if (handle.name === MOUNTED_APP) {
+      const app = apps.find((candidate) => candidate.parent === owner)
+      return app === undefined ? { stack: undefined, owner } : { stack: stackOf(app), app, owner: app }
+    }
+    if (!deep || depth === MAX_UNWRAP) return undefined
+    handle = originalOf(handle)
   }
   return undefined
+}
+
+const MOUNTED_APP = 'mounted_app'
+/** Wrappers around wrappers (two instrumentations on one app) are followed this deep. */
+const MAX_UNWRAP = 4
+
+/** The function a wrapper wraps, where the wrapper shows it (shimmer's `__original`, `__wrapped` as a function). */
+function originalOf(handle: NonNullable<LayerLike['handle']>): LayerLike['handle'] | undefined {
+  const wrapper = handle as { __original?: unknown; __wrapped?: unknown }
+  const original = typeof wrapper.__original === 'function' ? wrapper.__original : wrapper.__wrapped
+  return typeof original === 'function' && original !== handle ? (original as LayerLike['handle']) : undefined
+}
+
+/** Whether the request is inside an app that a layer of `owner` could lead into, when the layer's handle says nothing. */
+function mayLeadIntoApp(apps: AppLike[], owner: AppLike): boolean {
+  return apps.length > 1 || apps[0] !== owner
+}
+
+/**
+ * A sub-app behind a handle that a wrapper hides, recognised by structure: the app of the request's
+ * chain mounted by `owner` (its `parent`), when this layer was registered with that app's
+ * `mountpath`; or, for the outermost app of the chain when it has no parent (an app used as a
+ * plain middleware of a router), a layer outside the chain that matched part of the path — the
+ * walk only accepts what it finds there when the route or mount searched for is in it.
+ */
+function wrappedChildOf(layer: LayerLike, match: MatchResult, apps: AppLike[], owner: AppLike): Child | undefined {
+  const known = wrappedMounts.get(layer)
+  if (known !== undefined && apps.includes(known)) return { stack: stackOf(known), app: known, owner: known }
+  const index = apps.indexOf(owner)
+  if (index === -1) {
+    const top = apps[0]
+    return top.parent === undefined && match.path !== '' ? { stack: stackOf(top), owner: top } : undefined
+  }
+  const app = apps[index + 1]
+  if (app === undefined || !sameMount(layer, match, app.mountpath)) return undefined
+  wrappedMounts.set(layer, app)
+  return { stack: stackOf(app), app, owner: app }
+}
+
+/** Whether a layer was registered with `mountpath`: the same path on Express 5; on Express 4, its regexp matches the template as a path, whole, or reads back to it. */
+function sameMount(layer: LayerLike, match: MatchResult, mountpath: unknown): boolean {
+  if (layer.rawPath !== undefined) return samePath(layer.rawPath, mountpath)
+  if (mountpath instanceof RegExp) return layer.regexp === mountpath || String(layer.regexp) === String(mountpath)
+  const paths = Array.isArray(mountpath) ? mountpath.flat(Infinity) : [mountpath]
+  if (paths.length > 1) return readsAsMount(layer, match, paths)
+  const path = paths[0]
+  if (typeof path !== 'string') return false
+  const self = matchLayer(layer, path)
+  const whole = self !== undefined && trimSlash(self.path) === trimSlash(path)
+  if (match.keys.length > 0) matchLayer(layer, match.path) // put back the state Express 4 keeps on the layer
+  return whole || readsAsMount(layer, match, paths)
+}
+
+function samePath(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (Array.isArray(a) && Array.isArray(b)) {
+    const flat = b.flat(Infinity)
+    return a.length === flat.length && a.every((path, i) => samePath(path, flat[i]))
+  }
+  return a instanceof RegExp && b instanceof RegExp && String(a) === String(b)
+}
+
+function trimSlash(path: string): string {
+  return path.length > 1 && path.endsWith('/') ? path.slice(0, -1) : path
+}
+
+/** The stacks of routers used as handlers of a route (`outer.get('/*splat', inner)`); undefined when it has none. */
+function routersOf(route: RouteLike): LayerLike[][] | undefined {
+  const stack = route.stack
+  if (!Array.isArray(stack)) return undefined
+  let routers: LayerLike[][] | undefined
+  for (const layer of stack as LayerLike[]) {
+    const handle = layer.handle
+    if (handle !== undefined && handle !== null && Array.isArray(handle.stack)) (routers ??= []).push(handle.stack as LayerLike[])
+  }
+  return routers
 }
 
 function stackOf(app: AppLike): LayerLike[] | undefined {
@@ -160,9 +337,13 @@ function stackOf(app: AppLike): LayerLike[] | undefined {
   }
 }
 
-/** The template a mount layer was registered with ('' for the root). */
+/**
+ * The template a mount layer was registered with ('' for the root). A path array is named as New
+ * Relic names it, the alternatives joined by `,` (as routes are), whichever one matched.
+ */
 function mountTemplate(layer: LayerLike, match: MatchResult, app: AppLike | undefined): string {
-  if (app !== undefined && app.mountpath !== undefined && !Array.isArray(app.mountpath)) return stringifyPath(app.mountpath)
+  if (app !== undefined && app.mountpath !== undefined) return stringifyPath(app.mountpath)
+  if (Array.isArray(layer.rawPath)) return stringifyPath(layer.rawPath)
   if (match.pattern !== undefined) return stringifyPath(match.pattern)
   if (match.path === '') return ''
   return inferredMountTemplate(layer, match)

@@ -14,7 +14,8 @@ export function inferredMountTemplate(layer: LayerLike, match: MatchResult): str
 
 /**
  * Express 4 keeps no template for `app.use(path, fn)`, only a regexp, which is read back (casing
- * and all; for a path array, the alternative that matched). A RegExp mount is named by the RegExp.
+ * and all; a path array, as its alternatives joined by `,`, or the alternative that matched when
+ * one cannot be read). A RegExp mount is named by the RegExp.
  * For a layer whose regexp cannot be read (older router 2.x reports no pattern either), each
  * segment of the concrete match is replaced by a probe in turn, and a segment the layer then
  * captures as parameter `:name` is that parameter. A segment found as a literal in the regexp is
@@ -31,6 +32,12 @@ function inferTemplate(layer: LayerLike, match: MatchResult): string {
     return read
   }
   if (regexp !== undefined) {
+    const alternatives = readAlternatives(regexp, keys)
+    if (alternatives !== undefined) {
+      const template = alternatives.join(',')
+      templateCache.set(layer, template)
+      return template
+    }
     // Express 4 keeps a RegExp mount as given; name it as Express 5 does, by the RegExp
     if (!regexp.source.endsWith(LOOKAHEAD)) {
       const template = String(regexp)
@@ -96,6 +103,72 @@ function registeredSpelling(regexp: RegExp, segment: string): string | undefined
     if (after === undefined || !LITERAL_CHAR.test(after)) return source.slice(at + 2, at + escaped.length).replace(/\\\./g, '.')
   }
   return undefined
+}
+
+/**
+ * Whether an Express 4 layer's regexp reads back to `paths` (a sub-app's `mountpath`, as an array
+ * of its alternatives): tells a wrapped sub-app mount from other layers.
+ */
+export function readsAsMount(layer: LayerLike, match: MatchResult, paths: unknown[]): boolean {
+  const regexp = layer.regexp
+  if (regexp === undefined) return false
+  const read = paths.length > 1 ? readAlternatives(regexp, match.keys) : [templateOfSource(regexp.source, match.keys)]
+  if (read === undefined || read.length !== paths.length) return false
+  return paths.every((path, i) => read[i] === (typeof path === 'string' ? path.replace(/\/$/, '') : regexpTemplate(path)))
+}
+
+/**
+ * A path array's regexp (`^\/a...|^\/b...`, a RegExp element as its own source): the template of
+ * each alternative, a RegExp element as `/source/` (Express 4 keeps no flags of its own for it);
+ * undefined when it is not an array's or one alternative cannot be read.
+ */
+function readAlternatives(regexp: RegExp, keys: string[]): string[] | undefined {
+  const parts = topLevelAlternatives(regexp.source)
+  if (parts.length < 2) return undefined
+  const templates: string[] = []
+  let pending: string[] = []
+  let first = 0
+  let paths = 0
+  for (const part of parts) {
+    const count = countCaptures(part)
+    if (part.startsWith('^') && part.endsWith(MOUNT_SUFFIX)) {
+      const template = templateOfSource(part, keys.slice(first, first + count))
+      if (template === undefined) return undefined
+      if (pending.length > 0) templates.push(regexpTemplate(new RegExp(pending.join('|'))))
+      pending = []
+      templates.push(template)
+      paths++
+    } else pending.push(part)
+    first += count
+  }
+  if (pending.length > 0) templates.push(regexpTemplate(new RegExp(pending.join('|'))))
+  return paths > 0 ? templates : undefined
+}
+
+function regexpTemplate(path: unknown): string {
+  return path instanceof RegExp ? `/${path.source}/` : String(path)
+}
+
+/** A regexp source split at its top-level `|`. */
+function topLevelAlternatives(source: string): string[] {
+  const parts: string[] = []
+  let depth = 0
+  let inClass = false
+  let start = 0
+  for (let i = 0; i < source.length; i++) {
+    const char = source[i]
+    if (char === '\\') i++
+    else if (inClass) inClass = char !== ']'
+    else if (char === '[') inClass = true
+    else if (char === '(') depth++
+    else if (char === ')') depth--
+    else if (char === '|' && depth === 0) {
+      parts.push(source.slice(start, i))
+      start = i + 1
+    }
+  }
+  parts.push(source.slice(start))
+  return parts
 }
 
 /** A path array's regexp (`^\/a...|^\/b...`): the template of the alternative that matches `path`. */

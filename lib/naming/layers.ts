@@ -3,6 +3,7 @@ import type { IncomingMessage } from 'node:http'
 
 export interface RouteLike {
   path: unknown
+  stack?: unknown
 }
 
 export interface MatchResult {
@@ -22,6 +23,8 @@ export interface LayerLike {
   keys?: Array<string | { name: string | number }>
   regexp?: RegExp
   matchers?: unknown[]
+  /** The path as registered (router >= 2.3, Express 5); an array for a path array. */
+  rawPath?: unknown
 }
 
 export interface AppLike {
