@@ -523,11 +523,18 @@ for (const engine of ENGINES) {
             await fc.assert(
               fc.asyncProperty(fc.array(commandArb, { maxLength: 12 }), async (commands) => {
                 const model = { background: false, ignored: false, suppress: false }
+                // junk written through the package's own object is reported once per write; junk on an
+                // app's object is reported when the object is read again and the value changed, so at most once
                 let junkWrites = 0
+                let junkOnAppObject = 0
+                let appObject = false
                 const linesBefore = capture.matching('flags', 'unparseable').length
                 function write(name, value) {
                   const parsed = referenceParse(value)
-                  if (parsed === undefined) junkWrites++
+                  if (parsed === undefined) {
+                    if (appObject) junkOnAppObject++
+                    else junkWrites++
+                  }
                   else if (name === 'setBackgroundTask') model.background = parsed
                   else if (name === 'ignoreTransaction') model.ignored = parsed
                   else model.suppress = parsed
@@ -543,6 +550,7 @@ for (const engine of ENGINES) {
                       } else if (kind === 'replace') {
                         req.newrelic = value
                         assert.equal(req.newrelic, value)
+                        appObject = true
                         for (const flag of FLAG_NAMES) if (value[flag] !== undefined) write(flag, value[flag])
                       } else if (kind === 'helper' || kind === 'handle') {
                         const parsed = value === undefined ? true : referenceParse(value) // undefined: the default
@@ -564,7 +572,8 @@ for (const engine of ENGINES) {
                   assert.equal(records[0].type, model.background ? 'background' : 'web')
                   assert.equal(records[0].suppressApdexMetric, model.suppress)
                 }
-                assert.equal(capture.matching('flags', 'unparseable').length - linesBefore, junkWrites)
+                const reported = capture.matching('flags', 'unparseable').length - linesBefore
+                assert.ok(reported >= junkWrites && reported <= junkWrites + junkOnAppObject, `${reported} lines for ${junkWrites} + up to ${junkOnAppObject}`)
               }),
               { numRuns: 25 }
             )
