@@ -34,6 +34,7 @@ export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | u
         const { transaction } = message as TransactionStartMessage
         if (!mine(transaction)) return
         const type = transaction.type
+        if (!isType(type)) return
         counted.set(transaction, type)
         inFlight.inc({ type })
       } catch (err) {
@@ -46,7 +47,7 @@ export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | u
         const { transaction, type } = message as TransactionClassifyMessage
         if (!mine(transaction)) return
         const previous = counted.get(transaction)
-        if (previous === undefined || previous === type) return
+        if (previous === undefined || previous === type || !isType(type)) return
         counted.set(transaction, type)
         inFlight.dec({ type: previous })
         inFlight.inc({ type })
@@ -92,4 +93,8 @@ export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | u
       }
     }
   }
+}
+
+function isType(type: unknown): type is TransactionType {
+  return type === TransactionType.WEB || type === TransactionType.BACKGROUND
 }
