@@ -18,7 +18,8 @@ export interface ChannelHandlers {
  * @param agent - when given, only its transactions are recorded.
  */
 export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | undefined): ChannelHandlers {
-  const { requestDuration, backgroundDuration, apdex, inFlight } = metrics
+  const { requestDuration, backgroundDuration, tallies } = metrics
+  const inFlight = tallies.inFlight
   const names = new NameLabels()
   // The type each counted transaction is counted under in the gauge. Only transactions seen starting
   // are counted, so one already running when the exporter was created cannot drive the gauge below 0.
@@ -36,7 +37,7 @@ export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | u
         const type = transaction.type
         if (!isType(type)) return
         counted.set(transaction, type)
-        inFlight.inc({ type })
+        inFlight[type] += 1
       } catch (err) {
         logPrometheus('fail to record a start: %O', err)
       }
@@ -49,8 +50,8 @@ export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | u
         const previous = counted.get(transaction)
         if (previous === undefined || previous === type || !isType(type)) return
         counted.set(transaction, type)
-        inFlight.dec({ type: previous })
-        inFlight.inc({ type })
+        inFlight[previous] -= 1
+        inFlight[type] += 1
       } catch (err) {
         logPrometheus('fail to record a classification: %O', err)
       }
@@ -63,7 +64,7 @@ export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | u
         const previous = counted.get(transaction)
         if (previous !== undefined) {
           counted.delete(transaction)
-          inFlight.dec({ type: previous })
+          inFlight[previous] -= 1
         }
         // ignored: it balances the start above, and is recorded nowhere
         if (record === undefined) return
@@ -87,7 +88,10 @@ export function createChannelHandlers(metrics: ExporterMetrics, agent: Agent | u
           seconds
         )
         if (record.suppressApdexMetric) return
-        apdex.inc({ name, zone: apdexZoneOf(record, seconds, transaction.agent.apdexT) })
+        const zone = apdexZoneOf(record, seconds, transaction.agent.apdexT)
+        let counts = tallies.apdex.get(name)
+        if (counts === undefined) tallies.apdex.set(name, (counts = { satisfying: 0, tolerating: 0, frustrating: 0 }))
+        counts[zone] += 1
       } catch (err) {
         logPrometheus('fail to record an end: %O', err)
       }
