@@ -4,7 +4,9 @@
 //   npm run bench                        full run (4 to 8 minutes here, depending on what else runs)
 //   npm run bench -- --quick             a smoke run (under a minute)
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
-//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, cls-raw, http-context, otel
+//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus, cls-raw,
+//                                        http-context, otel, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
+//                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
 //            --json <file>               also write every sample and the settings as JSON
 //            --variant-flags="<flags>"   Node flags for the variant's servers only, e.g. --variant-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"
 //            --passes <n> --windows <n per route and pass> --window <seconds> --warmup <requests per route>
@@ -38,6 +40,9 @@ const VARIANTS = [
   { key: 'als', short: 'bare ALS', label: 'bare AsyncLocalStorage middleware' },
   { key: 'package', short: 'package', label: 'express-background-task, default engine, metrics on' },
   { key: 'package-cls', short: 'package cls-hooked', label: "express-background-task, `context: 'cls-hooked'`" },
+  { key: 'package-prometheus', short: 'package + Prometheus', label: 'express-background-task + Prometheus exporter (prom-client)' },
+  // only with EBT_BENCH_BEFORE=<a built checkout>: the package before a change, next to `package`
+  { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
   { key: 'cls-raw', short: 'cls-hooked ns', label: 'raw cls-hooked namespace (`ns.run` + `bindEmitter`)' },
   { key: 'http-context', short: 'express-http-context', label: 'express-http-context 2' },
   { key: 'otel', short: 'OpenTelemetry', label: 'OpenTelemetry SDK + http + express instrumentations' }
@@ -82,7 +87,7 @@ function parseOptions() {
     if (!(n > 0)) throw new Error(`--${key} must be a positive number, got ${values[key]}`)
     settings[key] = key === 'window' ? n : Math.round(n)
   }
-  let variants = VARIANTS
+  let variants = VARIANTS.filter((variant) => variant.optIn === undefined || process.env[variant.optIn])
   if (values.only !== undefined) {
     const keys = values.only.split(',').map((key) => key.trim()).filter(Boolean)
     const unknown = keys.filter((key) => !VARIANTS.some((variant) => variant.key === key))
@@ -337,7 +342,7 @@ async function runPair(env, { variant, pass, servers, mineAt, owed }) {
 function checkReport(env, variant, report) {
   const note = (text) => env.notes.add(`${variant.key}: ${text}`)
   if (report.misses > 0) note(`the route did not see its context on ${report.misses} of ${report.routed} requests`)
-  if (variant.key === 'package' || variant.key === 'package-cls') {
+  if (['package', 'package-cls', 'package-prometheus', 'package-before'].includes(variant.key)) {
     const expected = report.reclassifyCalls
     if (report.reclassified !== expected) note(`setBackgroundTask() applied ${report.reclassified} times, expected ${expected}`)
     if (report.metricsWeb === undefined) {
@@ -348,6 +353,12 @@ function checkReport(env, variant, report) {
       if (report.metricsWeb !== web || report.metricsBackground !== report.reclassified) {
         note(`metrics() counted ${report.metricsWeb} web + ${report.metricsBackground} background, expected ${web} + ${report.reclassified}`)
       }
+    }
+  }
+  if (variant.key === 'package-prometheus') {
+    const web = report.routed - report.reclassified
+    if (report.promWeb !== web || report.promBackground !== report.reclassified) {
+      note(`the Prometheus exporter counted ${report.promWeb} web + ${report.promBackground} background, expected ${web} + ${report.reclassified}`)
     }
   }
   if (variant.key === 'otel') {
@@ -393,6 +404,7 @@ function describeEnvironment(env) {
     `express ${packageVersion('express')}`,
     `express-http-context ${packageVersion('express-http-context')}`,
     `cls-hooked ${packageVersion('cls-hooked')}`,
+    `prom-client ${packageVersion('prom-client')}`,
     `@opentelemetry/sdk-trace-node ${packageVersion('@opentelemetry/sdk-trace-node')}`,
     `instrumentation-http ${packageVersion('@opentelemetry/instrumentation-http')}`,
     `instrumentation-express ${packageVersion('@opentelemetry/instrumentation-express')}`,

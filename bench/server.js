@@ -13,6 +13,8 @@ const VARIANT_SETUPS = {
   als: setupAsyncLocalStorage,
   package: setupPackage,
   'package-cls': setupPackageCls,
+  'package-prometheus': setupPackagePrometheus,
+  'package-before': setupPackageBefore,
   'cls-raw': setupClsRaw,
   'http-context': setupHttpContext,
   otel: setupOpenTelemetry
@@ -55,6 +57,39 @@ function setupAsyncLocalStorage() {
 /** This package, default agent and engine: metrics aggregation is on, the route reads the transaction. */
 function setupPackage() {
   const ebt = require('..')
+  const app = require('express')()
+  app.use(ebt.middleware())
+  return packageHandles(app, ebt, ebt)
+}
+
+/** The package with express-background-task/prometheus subscribed to its channels, into prom-client's default registry. */
+function setupPackagePrometheus() {
+  const ebt = require('..')
+  const { createPrometheusExporter } = require('../dist/prometheus')
+  createPrometheusExporter()
+  const app = require('express')()
+  app.use(ebt.middleware())
+  const handles = packageHandles(app, ebt, ebt)
+  const report = handles.report
+  const { register } = require('prom-client')
+  handles.report = function prometheusReport() {
+    // the exporter's counts, checked by run.js like metrics()'s: one observation per transaction
+    const counts = (name) => register.getSingleMetric(name).get().then(({ values }) =>
+      values.filter((v) => v.metricName === `${name}_count`).reduce((sum, v) => sum + v.value, 0))
+    return Promise.all([counts('http_server_request_duration_seconds'), counts('background_transaction_duration_seconds')])
+      .then(([promWeb, promBackground]) => ({ ...report(), promWeb, promBackground }))
+  }
+  return handles
+}
+
+/**
+ * The package as built from another checkout (EBT_BENCH_BEFORE=<its root, built>), e.g. the commit
+ * before the diagnostics-channel seam: against `package`, what the unsubscribed seam costs.
+ */
+function setupPackageBefore() {
+  const root = process.env.EBT_BENCH_BEFORE
+  if (!root) throw new Error('package-before needs EBT_BENCH_BEFORE=<root of a built checkout to compare with>')
+  const ebt = require(require('node:path').resolve(root, 'dist', 'index.js'))
   const app = require('express')()
   app.use(ebt.middleware())
   return packageHandles(app, ebt, ebt)
@@ -233,7 +268,7 @@ function runServer(variant) {
     } else if (message.type === 'report') {
       // Sent after the load has stopped and sockets are closed, so every transaction has ended.
       server.closeAllConnections()
-      setImmediate(() => process.send({ type: 'reported', served, ...counts, ...handles.report() }))
+      setImmediate(async () => process.send({ type: 'reported', served, ...counts, ...(await handles.report()) }))
     } else if (message.type === 'exit') {
       server.closeAllConnections()
       server.close(() => process.exit(0))

@@ -208,6 +208,45 @@ createAgent({ context: 'als' })
 export { agent }
 `
 
+const PEER_MISSING_SCRIPT = `'use strict'
+// prom-client is not installed: the subpath says so on require and on import, with the fix.
+const assert = require('node:assert/strict')
+const expected = { name: 'TypeError', code: 'ERR_EBT_PEER_MISSING', message: /express-background-task\\/prometheus needs the package prom-client.*npm install prom-client/ }
+assert.throws(() => require.resolve('prom-client'), { code: 'MODULE_NOT_FOUND' })
+assert.throws(() => require(${JSON.stringify(PACKAGE + '/prometheus')}), expected)
+import(${JSON.stringify(PACKAGE + '/prometheus')}).then(
+  () => assert.fail('import succeeded without prom-client'),
+  (err) => {
+    assert.throws(() => { throw err }, expected)
+    // the root entry does not need it
+    assert.equal(typeof require(${JSON.stringify(PACKAGE)}).middleware, 'function')
+    console.log('ok')
+  }
+)
+`
+
+const PROMETHEUS_SCRIPT = `import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import * as ns from ${JSON.stringify(PACKAGE + '/prometheus')}
+import { createPrometheusExporter } from ${JSON.stringify(PACKAGE + '/prometheus')}
+import { backgroundTask } from ${JSON.stringify(PACKAGE)}
+
+const require = createRequire(import.meta.url)
+const cjs = require(${JSON.stringify(PACKAGE + '/prometheus')})
+const promClient = require('prom-client')
+// one instance for both loaders
+assert.equal(createPrometheusExporter, cjs.createPrometheusExporter)
+assert.deepEqual(Object.keys(ns).filter((key) => key !== 'default').sort(), Object.keys(cjs).sort())
+assert.ok(import.meta.resolve(${JSON.stringify(PACKAGE + '/prometheus')}).endsWith('/node_modules/${PACKAGE}/dist/prometheus/index.mjs'))
+const registry = new promClient.Registry()
+const exporter = createPrometheusExporter({ registry })
+backgroundTask('packed', () => undefined)
+assert.match(await registry.metrics(), /^background_transaction_duration_seconds_count\\{name="OtherTransaction\\/Nodejs\\/packed"\\} 1$/m)
+assert.throws(() => cjs.createPrometheusExporter({ registry }), { code: 'ERR_EBT_ALREADY_REGISTERED' })
+exporter.close()
+console.log('ok')
+`
+
 describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
   let work
   let project
@@ -235,7 +274,8 @@ describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
 
   it('holds the built entries and the README, not the sources or the tests', () => {
     const files = packed.files.map((file) => file.path)
-    for (const file of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts']) {
+    for (const file of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts',
+      'dist/prometheus/index.js', 'dist/prometheus/index.mjs', 'dist/prometheus/index.d.ts', 'dist/prometheus/index.d.mts']) {
       assert.ok(files.includes(file), `${file} missing from the tarball`)
     }
     const stray = files.filter((file) => /^(lib|test|bench|examples|node_modules|\.tmp)\//.test(file) || file.endsWith('.tsbuildinfo'))
@@ -288,5 +328,16 @@ describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
     const ours = path.join('node_modules', PACKAGE, 'dist')
     assert.ok(listed.includes(path.join(ours, 'index.d.ts')), 'require resolves dist/index.d.ts')
     assert.ok(listed.includes(path.join(ours, 'index.d.mts')), 'import resolves dist/index.d.mts')
+  })
+
+  it('express-background-task/prometheus without prom-client (an optional peer) fails require and import with ERR_EBT_PEER_MISSING', async () => {
+    assert.equal(fs.existsSync(path.join(project, 'node_modules', 'prom-client')), false)
+    await runScript(project, 'peer-missing.cjs', PEER_MISSING_SCRIPT)
+  })
+
+  // Last: it installs prom-client into the project.
+  it('express-background-task/prometheus with prom-client installed works from import and require, one instance', async () => {
+    await run('npm', ['install', '--no-audit', '--no-fund', '--prefer-offline', '--no-package-lock', '--ignore-scripts', '--prefix', project, 'prom-client@^15'], project)
+    await runScript(project, 'prometheus.mjs', PROMETHEUS_SCRIPT)
   })
 })

@@ -1,0 +1,13 @@
+// ESM entry of express-background-task/prometheus: the CommonJS build's exports (one instance for both loaders).
+import { createRequire } from 'node:module'
+
+// require(), not `import cjs from './index.js'`: without prom-client the CommonJS build throws
+// ERR_EBT_PEER_MISSING, and Node 20 reports a CommonJS module that throws under a static import as
+// an uncaught exception even when the app catches the failed `await import()`.
+const cjs: typeof import('./index.js') = createRequire(import.meta.url)('./index.js')
+
+export const { createPrometheusExporter, PrometheusMetricName, ApdexZoneLabel, DEFAULT_WEB_BUCKETS, DEFAULT_BACKGROUND_BUCKETS } = cjs
+export type * from './index.js'
+// `export const { ... }` above gives values only; these names are types too.
+export type PrometheusMetricName = import('./index.js').PrometheusMetricName
+export type ApdexZoneLabel = import('./index.js').ApdexZoneLabel
