@@ -245,6 +245,28 @@ describe('createPrometheusExporter', { timeout: TEST_TIMEOUT_MS }, () => {
     })
   }
 
+  it('counts a client gone before any response as frustrating, as metrics() does (issue 8.6)', async () => {
+    const { registry, agent, waitFor } = setup()
+    const express = require('express')
+    const app = express()
+    app.use(agent.middleware())
+    const entered = new Promise((resolve) => app.get('/hang', () => resolve()))
+    const server = await listen(app)
+    try {
+      const req = http.get(server.url('/hang'))
+      req.on('error', () => {})
+      await entered
+      req.destroy()
+      const [record] = await waitFor(1)
+      assert.equal(record.aborted, true)
+      assert.equal('statusCode' in record, false)
+      assert.equal(await valueOf(registry, APDEX, { name: 'WebTransaction/Expressjs/GET//hang', zone: 'frustrating' }), 1)
+      assert.deepEqual(await apdexFromCounter(registry), apdexFromMetrics(agent))
+    } finally {
+      await server.close()
+    }
+  })
+
   it('balances in flight for ignored transactions, and ignores ones that started before it', async () => {
     const { agent, waitFor } = recordingAgent()
     const registry = new promClient.Registry()

@@ -3,14 +3,16 @@ import type { TransactionRecord } from '../index'
 import { ApdexZoneLabel } from './constants'
 
 /**
- * A failed transaction (a noticed error, or a 5xx status) frustrates whatever its speed; otherwise
+ * A failed transaction (a noticed error, a 5xx status, or a client gone before any response was
+ * sent) frustrates whatever its speed; otherwise
  * up to T satisfies, up to 4T is tolerated, and slower frustrates.
  * @param seconds - the transaction's duration.
  * @param apdexT - the threshold T of the transaction's agent, seconds.
  */
 export function apdexZoneOf(record: TransactionRecord, seconds: number, apdexT: number): ApdexZoneLabel {
   const statusCode = record.statusCode
-  if (record.error !== undefined || (statusCode !== undefined && statusCode >= 500)) return ApdexZoneLabel.FRUSTRATING
+  const failed = record.error !== undefined || (statusCode === undefined ? record.aborted === true : statusCode >= 500)
+  if (failed) return ApdexZoneLabel.FRUSTRATING
   if (seconds <= apdexT) return ApdexZoneLabel.SATISFYING
   return seconds <= 4 * apdexT ? ApdexZoneLabel.TOLERATING : ApdexZoneLabel.FRUSTRATING
 }
