@@ -39,7 +39,7 @@ function runSuite(binary) {
   return new Promise((resolve) => {
     const env = { ...process.env }
     delete env.NODE_TEST_CONTEXT // a nested run of its own, not a subtest of this one
-    const child = spawn(binary, ['--test', ...files], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(binary, ['--test', '--test-reporter=tap', ...files], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let output = ''
     const keep = (chunk) => { output = (output + chunk).slice(-20_000) }
     child.stdout.on('data', keep)
