@@ -4,6 +4,12 @@ import type { Transaction, TransactionRecord, TransactionType } from '../types'
 import { api } from './api'
 import { AttributeName, CLASSIFY_EVENT } from './names'
 
+/**
+ * Where instrumentation-http keeps its server span in the request's context (@opentelemetry/core's
+ * RPC metadata, read by instrumentation-express too); context keys are `Symbol.for` their description.
+ */
+const RPC_METADATA_KEY = api.createContextKey('OpenTelemetry SDK Context Key RPC_METADATA')
+
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const PACKAGE = require('../../package.json') as { name: string; version: string }
 
@@ -19,8 +25,9 @@ export interface SpanTracker {
 }
 
 /**
- * A span belongs to the first transaction that starts while it is active, until that one ends: a
- * `backgroundTask()` run inside a request must not relabel the request's server span as background.
+ * A span belongs to the first transaction that starts while it is active (and recording), until that
+ * one ends: a `backgroundTask()` run inside a request must not relabel the request's server span as
+ * background; it gets a span of its own instead, a child of the span active when it started.
  */
 export function createSpanTracker(tracerProvider: TracerProvider | undefined): SpanTracker {
   /** The span each transaction claimed. */
@@ -33,15 +40,18 @@ export function createSpanTracker(tracerProvider: TracerProvider | undefined): S
 
   return {
     start(tx) {
-      const span = api.trace.getActiveSpan()
-      if (span === undefined) return
-      if (claimed.has(span)) {
-        parents.set(tx, span)
-        return
+      const context = api.context.active()
+      const active = api.trace.getSpan(context)
+      // Inside an instrumented request the request's span is instrumentation-http's server span, not
+      // the active one: instrumentation-express runs each middleware, this package's too, in a span of its own.
+      const candidate = (context.getValue(RPC_METADATA_KEY) as { span?: Span } | undefined)?.span ?? active
+      if (candidate !== undefined && !claimed.has(candidate) && candidate.isRecording()) {
+        claimed.add(candidate)
+        spans.set(tx, candidate)
+        candidate.setAttribute(AttributeName.TYPE, tx.type)
+      } else if (active !== undefined) {
+        parents.set(tx, active)
       }
-      claimed.add(span)
-      spans.set(tx, span)
-      if (span.isRecording()) span.setAttribute(AttributeName.TYPE, tx.type)
     },
 
     classify(tx, type, previousType) {
