@@ -520,3 +520,44 @@ describe('load order', () => {
     })
   }
 })
+
+describe('examples/opentelemetry.js run as is', () => {
+  it('serves the app, prints each server span with its type, and shows web and background apart on /otel', async () => {
+    const { spawn } = require('node:child_process')
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'opentelemetry.js')], {
+      env: { ...process.env, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk) => { stdout += chunk })
+    child.stderr.setEncoding('utf8').on('data', (chunk) => { stdout += chunk })
+    const exited = new Promise((resolve) => child.on('exit', resolve))
+    const waitFor = async (pattern) => {
+      for (let waited = 0; !pattern.test(stdout); waited += 10) {
+        if (waited > 10_000) throw new Error(`no ${pattern} in:\n${stdout}`)
+        await delay(10)
+      }
+      return stdout.match(pattern)
+    }
+    try {
+      const [, port] = await waitFor(/^listening on http:\/\/127\.0\.0\.1:(\d+)$/m)
+      const url = (p) => `http://127.0.0.1:${port}${p}`
+      assert.equal((await request(url('/users/7'))).status, 200)
+      assert.equal((await request(url('/reports/7'))).status, 200)
+      await waitFor(/^span GET \/users\/:id express_background_task\.type=web$/m)
+      await waitFor(/^span GET \/reports\/:id express_background_task\.type=background$/m)
+      const rows = JSON.parse((await request(url('/otel'))).body)
+      const summary = rows
+        .filter((row) => row.scope === SCOPE)
+        .map((row) => [row.name, row.attributes['http.route'] ?? row.attributes[AttributeName.NAME], row.count])
+      assert.deepEqual(summary, [
+        [HTTP_DURATION, '/users/:id', 1],
+        [BACKGROUND_DURATION, 'OtherTransaction/Expressjs/GET//reports/:id', 1]
+      ])
+      assert.deepEqual(rows.filter((row) => row.scope !== SCOPE && row.name === HTTP_DURATION), [], 'the View dropped instrumentation-http\'s')
+    } finally {
+      child.kill()
+      await exited
+    }
+  })
+})
