@@ -36,7 +36,10 @@ export const HTTP_SERVER_DURATION_BUCKETS: readonly number[] = Object.freeze([
   0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10
 ])
 
-/** Boundaries for background transactions, in seconds: streams, exports and jobs last up to an hour. */
+/**
+ * Boundaries for background transactions, in seconds: streams, exports and jobs last up to an hour.
+ * The Prometheus exporter's default `backgroundBuckets`, so both read the same.
+ */
 export const BACKGROUND_DURATION_BUCKETS: readonly number[] = Object.freeze([
-  0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600
+  0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600
 ])
