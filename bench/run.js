@@ -5,7 +5,7 @@
 //   npm run bench -- --quick             a smoke run (under a minute)
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
 //            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus, cls-raw,
-//                                        http-context, otel, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
+//                                        http-context, otel, otel-package-alone, otel-package, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
 //            --json <file>               also write every sample and the settings as JSON
 //            --variant-flags="<flags>"   Node flags for the variant's servers only, e.g. --variant-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"
@@ -45,7 +45,9 @@ const VARIANTS = [
   { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
   { key: 'cls-raw', short: 'cls-hooked ns', label: 'raw cls-hooked namespace (`ns.run` + `bindEmitter`)' },
   { key: 'http-context', short: 'express-http-context', label: 'express-http-context 2' },
-  { key: 'otel', short: 'OpenTelemetry', label: 'OpenTelemetry SDK + http + express instrumentations' }
+  { key: 'otel', short: 'OpenTelemetry', label: 'OpenTelemetry SDK + http + express instrumentations' },
+  { key: 'otel-package-alone', short: 'OpenTelemetry + package', label: 'the same + express-background-task (metrics on), no integration' },
+  { key: 'otel-package', short: 'OpenTelemetry + package + integration', label: 'the same + express-background-task/opentelemetry' }
 ]
 const MODES = {
   // warmup: requests per route and server, stopped after warmupCap seconds on a machine too busy to serve them.
@@ -342,7 +344,7 @@ async function runPair(env, { variant, pass, servers, mineAt, owed }) {
 function checkReport(env, variant, report) {
   const note = (text) => env.notes.add(`${variant.key}: ${text}`)
   if (report.misses > 0) note(`the route did not see its context on ${report.misses} of ${report.routed} requests`)
-  if (['package', 'package-cls', 'package-prometheus', 'package-before'].includes(variant.key)) {
+  if (['package', 'package-cls', 'package-prometheus', 'package-before', 'otel-package-alone', 'otel-package'].includes(variant.key)) {
     const expected = report.reclassifyCalls
     if (report.reclassified !== expected) note(`setBackgroundTask() applied ${report.reclassified} times, expected ${expected}`)
     if (report.metricsWeb === undefined) {
@@ -361,8 +363,14 @@ function checkReport(env, variant, report) {
       note(`the Prometheus exporter counted ${report.promWeb} web + ${report.promBackground} background, expected ${web} + ${report.reclassified}`)
     }
   }
-  if (variant.key === 'otel') {
-    env.spansPerRequest.push(report.exportedSpans / report.routed)
+  if (variant.key === 'otel-package') {
+    const web = report.routed - report.reclassified
+    if (report.otelWeb !== web || report.otelBackground !== report.reclassified) {
+      note(`the OpenTelemetry histograms counted ${report.otelWeb} web + ${report.otelBackground} background, expected ${web} + ${report.reclassified}`)
+    }
+  }
+  if (variant.key.startsWith('otel')) {
+    env.spansPerRequest.push({ key: variant.key, spans: report.exportedSpans / report.routed })
     if (!(report.exportedSpans > 0)) note('no span was exported; the instrumentation may not be active')
   }
 }
@@ -492,10 +500,14 @@ function formatReport(env, rows) {
   }
   compare('package', 'als', 'package', 'bare ALS', '≤ 1.02')
   compare('package-cls', 'cls-raw', 'package cls-hooked', 'cls-hooked ns', '≤ 1.00')
+  compare('otel-package', 'otel-package-alone', 'the OpenTelemetry integration', 'OpenTelemetry + package', '≤ 1.03')
   const share = median(env.samples.map((sample) => sample.cpuShare + sample.partner.cpuShare))
   if (share < 0.9) notes.push(`the pairs had ${Math.round(share * 100)}% of their core (median): other processes were busy on it, so the ratios are noisier than usual`)
   for (const key of env.metricsChecked) if (![...env.notes].some((n) => n.startsWith(`${key}: metrics`))) notes.push(`${key}: metrics() counts match the requests served (web + background)`)
-  if (env.spansPerRequest.length > 0) notes.push(`otel: ${median(env.spansPerRequest).toFixed(2)} spans exported per request (the rest of a batch may still be queued)`)
+  for (const key of new Set(env.spansPerRequest.map((entry) => entry.key))) {
+    const spans = median(env.spansPerRequest.filter((entry) => entry.key === key).map((entry) => entry.spans))
+    notes.push(`${key}: ${spans.toFixed(2)} spans exported per request (the rest of a batch may still be queued)`)
+  }
   notes.push(...env.notes)
   if (notes.length > 0) lines.push('', ...notes.map((note) => `- ${note}`))
 

@@ -17,7 +17,9 @@ const VARIANT_SETUPS = {
   'package-before': setupPackageBefore,
   'cls-raw': setupClsRaw,
   'http-context': setupHttpContext,
-  otel: setupOpenTelemetry
+  otel: setupOpenTelemetry,
+  'otel-package': () => setupOpenTelemetryPackage({ bridge: true }),
+  'otel-package-alone': () => setupOpenTelemetryPackage({ bridge: false })
 }
 
 if (require.main === module) runServer(process.argv[2])
@@ -187,6 +189,53 @@ function setupOpenTelemetry() {
     reclassify: function otelReclassify() {},
     report: function otelReport() {
       return { exportedSpans }
+    }
+  }
+}
+
+/**
+ * The same OpenTelemetry setup plus this package and (with `bridge`) its OpenTelemetry integration, as
+ * the README sets them up: a MeterProvider with the View and a periodic reader whose exporter discards
+ * (no network). Without `bridge` the pair tells the integration's own cost from the package's.
+ */
+function setupOpenTelemetryPackage({ bridge }) {
+  const { MeterProvider, PeriodicExportingMetricReader, AggregationTemporality } = require('@opentelemetry/sdk-metrics')
+  const api = require('@opentelemetry/api')
+  const totals = { web: 0, background: 0 }
+  const discardingMetricExporter = {
+    export(resourceMetrics, resultCallback) {
+      // Cumulative: the last export holds the totals so far.
+      for (const { metrics } of resourceMetrics.scopeMetrics) {
+        for (const metric of metrics) {
+          const count = metric.dataPoints.reduce((sum, point) => sum + point.value.count, 0)
+          if (metric.descriptor.name === 'http.server.request.duration') totals.web = count
+          if (metric.descriptor.name === 'background_transaction.duration') totals.background = count
+        }
+      }
+      resultCallback({ code: 0 })
+    },
+    selectAggregationTemporality: () => AggregationTemporality.CUMULATIVE,
+    forceFlush: () => Promise.resolve(),
+    shutdown: () => Promise.resolve()
+  }
+  const reader = new PeriodicExportingMetricReader({ exporter: discardingMetricExporter, exportIntervalMillis: 5000 })
+  const { instrumentOpenTelemetry, dropInstrumentationHttpDurationViews } = require('../dist/opentelemetry')
+  const meterProvider = new MeterProvider({ readers: [reader], views: dropInstrumentationHttpDurationViews() })
+  api.metrics.setGlobalMeterProvider(meterProvider)
+  const handles = setupOpenTelemetry() // tracing and the instrumentations (they take the global meter provider), then express
+  const ebt = require('..')
+  if (bridge) instrumentOpenTelemetry()
+  handles.app.use(ebt.middleware())
+  const tracing = handles.report
+  const ours = packageHandles(handles.app, ebt, ebt)
+  return {
+    ...ours,
+    readContext: function otelPackageRead() { return ebt.getTransaction() !== undefined && api.trace.getActiveSpan() !== undefined },
+    report: async function otelPackageReport() {
+      await reader.forceFlush()
+      // The OpenTelemetry histograms' counts, checked by run.js against the server's own counts.
+      const report = { ...ours.report(), ...tracing() }
+      return bridge ? { ...report, otelWeb: totals.web, otelBackground: totals.background } : report
     }
   }
 }

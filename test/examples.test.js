@@ -36,6 +36,11 @@ const SERVERS = {
   'connect.js': {
     request: { path: '/API/users/7' },
     expect: [/^web {8}WebTransaction\/Connect\/GET\/\/Api\/users /m]
+  },
+  // Its metrics page is checked in test/opentelemetry.test.js.
+  'opentelemetry.js': {
+    request: { path: '/reports/7' },
+    expect: [/^span GET \/reports\/:id express_background_task\.type=background$/m]
   }
 }
 // cluster-prometheus.js runs as a real cluster in test/prometheus-cluster.test.js and test/e2e/prometheus.test.js.

@@ -247,6 +247,22 @@ exporter.close()
 console.log('ok')
 `
 
+const PEER_MISSING_CJS = `'use strict'
+const assert = require('node:assert/strict')
+assert.throws(() => require.resolve('@opentelemetry/api'), { code: 'MODULE_NOT_FOUND' })
+const expected = { name: 'TypeError', code: 'ERR_EBT_PEER_MISSING', message: /express-background-task\\/opentelemetry needs the package @opentelemetry\\/api.*npm install @opentelemetry\\/api/ }
+assert.throws(() => require(${JSON.stringify(PACKAGE + '/opentelemetry')}), expected)
+// The root never loads an integration.
+assert.equal(typeof require(${JSON.stringify(PACKAGE)}).middleware, 'function')
+console.log('ok')
+`
+
+// A static import, as users write it. (A dynamic import() would do too, but Node 20 also reports a
+// CommonJS module's evaluation error as uncaught after rejecting the import(), so it cannot be caught.)
+const PEER_MISSING_ESM = `import ${JSON.stringify(PACKAGE + '/opentelemetry')}
+console.log('imported without its peer')
+`
+
 describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
   let work
   let project
@@ -301,6 +317,19 @@ describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
 
   it('records a request through a plain http server, with no express installed', async () => {
     await runScript(project, 'http.cjs', HTTP_SCRIPT)
+  })
+
+  it('ships express-background-task/opentelemetry, which throws ERR_EBT_PEER_MISSING from require and import without its peer', async () => {
+    const files = packed.files.map((file) => file.path)
+    for (const file of ['dist/opentelemetry/index.js', 'dist/opentelemetry/index.mjs', 'dist/opentelemetry/index.d.ts', 'dist/opentelemetry/index.d.mts']) {
+      assert.ok(files.includes(file), `${file} missing from the tarball`)
+    }
+    await runScript(project, 'otel-missing.cjs', PEER_MISSING_CJS)
+    fs.writeFileSync(path.join(project, 'otel-missing.mjs'), PEER_MISSING_ESM)
+    const failed = await run(process.execPath, ['otel-missing.mjs'], project).then(() => undefined, (err) => err)
+    assert.ok(failed !== undefined, 'the import did not throw')
+    assert.match(failed.message, /code: 'ERR_EBT_PEER_MISSING'/)
+    assert.match(failed.message, /npm install @opentelemetry\/api/)
   })
 
   it('its typings compile for CommonJS and ESM consumers without the dev dependencies', async () => {
