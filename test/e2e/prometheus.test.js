@@ -6,49 +6,16 @@
 // a missing binary fails the run; elsewhere the test is skipped with that message.
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
-const fs = require('node:fs')
-const net = require('node:net')
-const os = require('node:os')
-const path = require('node:path')
-const { spawn } = require('node:child_process')
-const { once } = require('node:events')
 const promClient = require('prom-client')
 const { ebt, listen, request, delay } = require('../helpers')
 const { startCluster, stopCluster, loggedTransactions, openStream, eventually } = require('../fixtures/cluster-example')
+const { MISSING, SKIP, startPrometheus } = require('../fixtures/prometheus-server')
 const { createPrometheusExporter } = require('express-background-task/prometheus')
 const { createApp } = require('../../examples/cluster-prometheus')
 
 const TIMEOUT_MS = 120_000
-const SCRAPE_INTERVAL = '1s'
-const INSTALL = 'apt-get install -y --no-install-recommends prometheus'
 const APDEX_T = 0.5
-
-/** The prometheus binary on PATH, else undefined. */
-function findPrometheus() {
-  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean)
-  for (const dir of dirs) {
-    const file = path.join(dir, 'prometheus')
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      if (fs.statSync(file).isFile()) return file
-    } catch {}
-  }
-  return undefined
-}
-
-const PROMETHEUS = findPrometheus()
-const MISSING = PROMETHEUS === undefined ? `no prometheus binary on PATH: ${INSTALL}` : undefined
 if (MISSING !== undefined && process.env.CI !== 'true') console.log(`# skipping the Prometheus end-to-end test: ${MISSING}`)
-
-/** A free loopback port (listen on 0, read it, close). */
-async function freePort() {
-  const server = net.createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address()
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
 
 /** The traffic, sent alike to both targets. Quick users satisfy, 0.8 s searches are tolerated (T = 0.5), 503s frustrate. */
 const WARM_UP = ['/api/users/0', '/api/search', '/api/orders', '/exports/orders']
@@ -62,81 +29,33 @@ const TRAFFIC = [
 const STREAMS = 2
 const count = (paths, pattern) => paths.filter((p) => pattern.test(p)).length
 
-describe('a real Prometheus scraping the cluster example and a single process', { timeout: TIMEOUT_MS, skip: MISSING !== undefined && process.env.CI !== 'true' ? MISSING : false }, () => {
+describe('a real Prometheus scraping the cluster example and a single process', { timeout: TIMEOUT_MS, skip: SKIP }, () => {
   let cluster
   let single
   let prometheus
-  let work
-  let api
   const agent = ebt.createAgent({ apdexT: APDEX_T })
   let exporter
 
   before(async () => {
-    assert.ok(PROMETHEUS !== undefined, `${MISSING} (CI=true: the end-to-end test must run)`)
     cluster = await startCluster()
     // the same app in this process, its metrics served from a server of their own (scrapes are not transactions)
     const registry = new promClient.Registry()
     exporter = createPrometheusExporter({ registry, agent })
     single = { app: await listen(createApp({ agent })), metrics: await listen(exporter.handler()) }
-
-    work = fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-prometheus-'))
-    const port = await freePort()
     const target = (url) => new URL(url).host
-    fs.writeFileSync(path.join(work, 'prometheus.yml'), [
-      'global:',
-      `  scrape_interval: ${SCRAPE_INTERVAL}`,
-      '  scrape_timeout: 900ms',
-      '  evaluation_interval: 1s',
-      'scrape_configs:',
-      '  - job_name: cluster',
-      `    static_configs: [{ targets: ['${target(cluster.metricsUrl)}'] }]`,
-      '  - job_name: single',
-      `    static_configs: [{ targets: ['${target(single.metrics.url('/metrics'))}'] }]`,
-      ''
-    ].join('\n'))
-    prometheus = spawn(PROMETHEUS, [
-      `--config.file=${path.join(work, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(work, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn'
-    ], { stdio: ['ignore', 'ignore', 'pipe'] })
-    let stderr = ''
-    prometheus.stderr.setEncoding('utf8').on('data', (chunk) => { stderr += chunk })
-    prometheus.exited = new Promise((resolve) => prometheus.once('exit', resolve))
-    api = `http://127.0.0.1:${port}`
-    await eventually(async () => {
-      if (prometheus.exitCode !== null) assert.fail(`prometheus exited ${prometheus.exitCode}:\n${stderr}`)
-      return (await request(`${api}/-/ready`).catch(() => ({ status: 0 }))).status === 200
-    }, 'prometheus to be ready', 20_000)
-    await eventually(async () => (await query('sum(up)'))[0]?.value === 2, 'both targets up', 20_000)
+    prometheus = await startPrometheus({ cluster: target(cluster.metricsUrl), single: target(single.metrics.url('/metrics')) })
   })
 
   after(async () => {
-    if (prometheus !== undefined && prometheus.exitCode === null) {
-      prometheus.kill('SIGTERM')
-      const timer = setTimeout(() => prometheus.kill('SIGKILL'), 5000)
-      await prometheus.exited
-      clearTimeout(timer)
-    }
+    await prometheus?.stop()
     await stopCluster(cluster)
     await single?.app.close()
     await single?.metrics.close()
     exporter?.close()
-    if (work !== undefined) fs.rmSync(work, { recursive: true, force: true })
   })
 
-  /** An instant query; resolves [{ job, labels, value }]. */
-  async function query(promql) {
-    const res = await request(`${api}/api/v1/query?query=${encodeURIComponent(promql)}`)
-    const body = JSON.parse(res.body)
-    assert.equal(body.status, 'success', `${promql}: ${res.body}`)
-    return body.data.result.map(({ metric, value }) => ({ job: metric.job, labels: metric, value: Number(value[1]) }))
-  }
-
-  /** An instant query `by (job)`, as { cluster, single }. */
-  async function byJob(promql) {
-    return Object.fromEntries((await query(promql)).map(({ job, value }) => [job, value]))
-  }
+  const query = (promql) => prometheus.query(promql)
+  const byJob = (promql) => prometheus.byJob(promql)
 
   /** Send `paths` to both targets at once, a new connection each (so the primary spreads them over the workers). */
   async function sendToBoth(paths) {
