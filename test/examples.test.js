@@ -6,8 +6,7 @@ const assert = require('node:assert/strict')
 const fs = require('node:fs')
 const path = require('node:path')
 const http = require('node:http')
-const { spawn } = require('node:child_process')
-const { ENGINES, recordingAgent, listen, request, delay } = require('./helpers')
+const { ENGINES, recordingAgent, listen, request, delay, spawnNode } = require('./helpers')
 
 const EXAMPLES_DIR = path.join(__dirname, '..', 'examples')
 const example = (file) => require(path.join(EXAMPLES_DIR, file))
@@ -354,40 +353,7 @@ describe('examples/cls-hooked-interop.js', () => {
 
 /** Spawn `node examples/<file>` with PORT=0; `waitFor(regex)` resolves once its stdout matches. */
 function runExample(file) {
-  const child = spawn(process.execPath, [path.join(EXAMPLES_DIR, file)], {
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  let stdout = ''
-  let stderr = ''
-  const watchers = new Set()
-  child.stdout.setEncoding('utf8').on('data', (chunk) => {
-    stdout += chunk
-    for (const watcher of watchers) watcher()
-  })
-  child.stderr.setEncoding('utf8').on('data', (chunk) => { stderr += chunk })
-  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
-  function waitFor(pattern, timeoutMs = 10000) {
-    return new Promise((resolve, reject) => {
-      function check() {
-        const match = stdout.match(pattern)
-        if (match === null) return
-        done()
-        resolve(match)
-      }
-      const timer = setTimeout(() => {
-        done()
-        reject(new Error(`${file}: no ${pattern} in stdout:\n${stdout}\nstderr:\n${stderr}`))
-      }, timeoutMs)
-      const done = () => {
-        clearTimeout(timer)
-        watchers.delete(check)
-      }
-      watchers.add(check)
-      check()
-    })
-  }
-  return { child, exited, waitFor, output: () => ({ stdout, stderr }) }
+  return spawnNode(path.join(EXAMPLES_DIR, file), { PORT: '0' })
 }
 
 describe('examples run as is', { concurrency: true }, () => {

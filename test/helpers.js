@@ -70,4 +70,43 @@ function request(url, { method = 'GET', headers = {}, body, agent } = {}) {
 
 const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-module.exports = { ebt, FRAMEWORKS, ENGINES, recordingAgent, listen, request, delay }
+/**
+ * Run `node <file>` with extra environment; `waitFor(regex, timeoutMs)` resolves with the match once
+ * its stdout has it, and rejects with both outputs when it does not come in time.
+ */
+function spawnNode(file, env = {}) {
+  const { spawn } = require('node:child_process')
+  const child = spawn(process.execPath, [file], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stdout = ''
+  let stderr = ''
+  const watchers = new Set()
+  child.stdout.setEncoding('utf8').on('data', (chunk) => {
+    stdout += chunk
+    for (const watcher of watchers) watcher()
+  })
+  child.stderr.setEncoding('utf8').on('data', (chunk) => { stderr += chunk })
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  function waitFor(pattern, timeoutMs = 10_000) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        const match = stdout.match(pattern)
+        if (match === null) return
+        done()
+        resolve(match)
+      }
+      const timer = setTimeout(() => {
+        done()
+        reject(new Error(`${file}: no ${pattern} in stdout:\n${stdout}\nstderr:\n${stderr}`))
+      }, timeoutMs)
+      const done = () => {
+        clearTimeout(timer)
+        watchers.delete(check)
+      }
+      watchers.add(check)
+      check()
+    })
+  }
+  return { child, exited, waitFor, stdout: () => stdout, output: () => ({ stdout, stderr }) }
+}
+
+module.exports = { ebt, FRAMEWORKS, ENGINES, recordingAgent, listen, request, delay, spawnNode }

@@ -32,26 +32,22 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
       }
       const matched = matchedPath(req)
       const search: RouteSearch = { target: req.route, apps, opaque: [], matchRoute: true, deep: false }
-      let original: string | undefined
-      for (let pass = 0; pass < 4; pass++) {
-        search.deep = pass >= 2
-        let path = matched
-        if (pass % 2 === 1) {
-          original ??= pathname(req.originalUrl ?? '/')
-          if (original === matched) continue
-          path = original
-        }
+      const route = req.route
+      const found = eachWalk(req, matched, (path, deep) => {
+        search.deep = deep
         for (const root of roots) {
-          const found = findRoute(stackOf(root), path, root, '', search)
-          if (found === undefined) continue
-          const template = found === '' ? '/' : found
-          if (simple && stackOf(root)?.some((layer) => layer.route === req.route)) topRouteTemplates.set(req.route, template)
-          return template
+          const template = findRoute(stackOf(root), path, root, '', search)
+          if (template === undefined) continue
+          const named = template === '' ? '/' : template
+          if (simple && stackOf(root)?.some((layer) => layer.route === route)) topRouteTemplates.set(route, named)
+          return named
         }
         // Express has left the sub-app the route is in (an error handler of a parent answers): when one
         // such mount leads there, the route is taken to be the sub-app's own, under that mount.
-        if (search.opaque.length === 1) return joinTemplates(search.opaque[0], stringifyPath(req.route.path)) || '/'
-      }
+        if (search.opaque.length === 1) return joinTemplates(search.opaque[0], stringifyPath(route.path)) || '/'
+        return undefined
+      })
+      if (found !== undefined) return found
       // the route as found, whatever its own path (nothing above matched the way Express did)
       search.matchRoute = false
       for (const root of roots) {
@@ -65,20 +61,15 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
     if (baseUrl !== '') {
       const matched = matchedPath(req)
       const walk: MountWalk = { baseUrl, apps, deep: false }
-      let original: string | undefined
-      for (let pass = 0; pass < 4; pass++) {
-        walk.deep = pass >= 2
-        let path = matched
-        if (pass % 2 === 1) {
-          original ??= pathname(req.originalUrl ?? '/')
-          if (original === matched) continue
-          path = original
-        }
+      const found = eachWalk(req, matched, (path, deep) => {
+        walk.deep = deep
         for (const root of roots) {
-          const found = findMount(stackOf(root), path, baseUrl, root, walk)
-          if (found !== undefined) return found === '' ? '/' : found
+          const template = findMount(stackOf(root), path, baseUrl, root, walk)
+          if (template !== undefined) return template === '' ? '/' : template
         }
-      }
+        return undefined
+      })
+      if (found !== undefined) return found
       if (logNaming.enabled) logNaming('find no mount for a middleware that answered')
       return UNKNOWN_MOUNT
     }
@@ -87,6 +78,26 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
     return UNKNOWN_MOUNT
   }
   return res.statusCode === 404 ? NOT_FOUND : '/'
+}
+
+/**
+ * Try `attempt` on the walks, cheapest first, until one names the request: the path Express
+ * matched, then the original URL (when a rewrite changed it), each first as Express made the
+ * layers and then deep (behind other instrumentations' wrappers, into routers used as handlers).
+ */
+function eachWalk(req: ExpressRequest, matched: string, attempt: (path: string, deep: boolean) => string | undefined): string | undefined {
+  let original: string | undefined
+  for (let pass = 0; pass < 4; pass++) {
+    let path = matched
+    if (pass % 2 === 1) {
+      original ??= pathname(req.originalUrl ?? '/')
+      if (original === matched) continue
+      path = original
+    }
+    const found = attempt(path, pass >= 2)
+    if (found !== undefined) return found
+  }
+  return undefined
 }
 
 /** `req.baseUrl` + `req.url` without the query: the path the outermost router matched, as the answering handler saw it. */
