@@ -10,7 +10,6 @@ const { execFile } = require('node:child_process')
 const fs = require('node:fs')
 const http = require('node:http')
 const net = require('node:net')
-const os = require('node:os')
 const path = require('node:path')
 const v8 = require('node:v8')
 const vm = require('node:vm')
@@ -19,6 +18,7 @@ const { ebt, FRAMEWORKS, ENGINES, recordingAgent, listen, request, delay } = req
 
 const FRAMEWORK_NAMES = Object.keys(FRAMEWORKS)
 const PACKAGE_ROOT = path.join(__dirname, '..')
+const { copyBuiltPackage } = require('./fixtures/package-copy')
 
 /** A framework-neutral app: `route(path, ...fns)` is `app.METHOD` on Express and `app.use` per fn on Connect. */
 function makeApp(frameworkName) {
@@ -493,10 +493,7 @@ for (const engine of ENGINES) {
       before(() => {
         // A second copy of the built package, its dependencies resolved through a symlink, as a
         // dependency that bundles its own copy would have it.
-        copyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-copy-'))
-        fs.cpSync(path.join(PACKAGE_ROOT, 'dist'), path.join(copyDir, 'dist'), { recursive: true })
-        fs.copyFileSync(path.join(PACKAGE_ROOT, 'package.json'), path.join(copyDir, 'package.json'))
-        fs.symlinkSync(path.join(PACKAGE_ROOT, 'node_modules'), path.join(copyDir, 'node_modules'), 'dir')
+        copyDir = copyBuiltPackage('ebt-copy-')
         copy = require(copyDir)
       })
       after(() => fs.rmSync(copyDir, { recursive: true, force: true }))

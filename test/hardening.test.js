@@ -4,7 +4,6 @@
 const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const fs = require('node:fs')
-const os = require('node:os')
 const net = require('node:net')
 const path = require('node:path')
 const http = require('node:http')
@@ -12,6 +11,7 @@ const http2 = require('node:http2')
 const { once } = require('node:events')
 const { inspect } = require('node:util')
 const { ebt, ENGINES, recordingAgent, listen, request, delay } = require('./helpers')
+const { copyBuiltPackage } = require('./fixtures/package-copy')
 
 const TLS = {
   key: fs.readFileSync(path.join(__dirname, 'fixtures', 'tls', 'key.pem')),
@@ -376,16 +376,12 @@ describe('prototype wrappers taken away', () => {
 
 describe('two versions of the package in one process (PITFALLS 23)', () => {
   const express = require('express')
-  const ROOT = path.resolve(__dirname, '..')
   let copyDir
   let other
 
   before(() => {
     // A copy that speaks another protocol and whose internals differ (its transactions have no finish()).
-    copyDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-version-'))
-    fs.cpSync(path.join(ROOT, 'dist'), path.join(copyDir, 'dist'), { recursive: true })
-    fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(copyDir, 'package.json'))
-    fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(copyDir, 'node_modules'), 'dir')
+    copyDir = copyBuiltPackage('ebt-version-')
     const carrier = path.join(copyDir, 'dist', 'carrier.js')
     const patched = fs.readFileSync(carrier, 'utf8').replace(/PROTOCOL = \d+/, 'PROTOCOL = 999')
     assert.match(patched, /PROTOCOL = 999/)
