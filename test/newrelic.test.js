@@ -6,7 +6,8 @@
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
-const { execFile } = require('node:child_process')
+const http = require('node:http')
+const { execFile, spawn } = require('node:child_process')
 
 const FIXTURE = path.join(__dirname, 'fixtures', 'newrelic-bridge.js')
 /** The environment before the options tests below disable the agent in this process. */
@@ -145,6 +146,56 @@ describe('bridgeNewRelic() with the installed New Relic agent (offline)', () => 
     const result = await runFixture('express 5', 'twice')
     assert.equal(result.secondError, 'ERR_EBT_ALREADY_REGISTERED')
     assertBridged(result)
+  })
+})
+
+/** Send one request and read it all; resolves the status. */
+function send(port, method, urlPath) {
+  return new Promise((resolve, reject) => {
+    http.request({ host: '127.0.0.1', port, path: urlPath, method, agent: false }, (res) => {
+      res.resume()
+      res.on('end', () => resolve(res.statusCode))
+    }).on('error', reject).end()
+  })
+}
+
+describe('examples/newrelic-bridge.js', () => {
+  it('runs as is with the agent offline: New Relic names the stream OtherTransaction and the task turned web WebTransaction', async () => {
+    const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'newrelic-bridge.js')], {
+      env: { ...PARENT_ENV, ...NEW_RELIC_OFFLINE, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.setEncoding('utf8').on('data', (chunk) => { stdout += chunk })
+    child.stderr.setEncoding('utf8').on('data', (chunk) => { stderr += chunk })
+    const waitFor = async (pattern) => {
+      for (let waited = 0; waited < 20_000; waited += 20) {
+        const match = stdout.match(pattern)
+        if (match !== null) return match
+        await new Promise((resolve) => setTimeout(resolve, 20))
+      }
+      throw new Error(`no ${pattern} in stdout:\n${stdout}\nstderr:\n${stderr}`)
+    }
+    try {
+      const port = Number((await waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)/))[1])
+      assert.match(stdout, /^new relic bridge: active$/m)
+      assert.equal(await send(port, 'GET', '/api/items/7'), 200)
+      assert.equal(await send(port, 'GET', '/events'), 200)
+      assert.equal(await send(port, 'POST', '/previews/7'), 201)
+      await waitFor(/^new relic  WebTransaction\/Expressjs\/POST\/\/previews\/:id$/m)
+      for (const line of [
+        'new relic  WebTransaction/Expressjs/GET//api/items/:id',
+        'new relic  OtherTransaction/Expressjs/GET//events',
+        'new relic  WebTransaction/Nodejs/render-preview',
+        'background OtherTransaction/Expressjs/GET//events',
+        'web        WebTransaction/Nodejs/render-preview'
+      ]) {
+        assert.ok(stdout.split('\n').includes(line), `${line} missing from:\n${stdout}`)
+      }
+    } finally {
+      child.kill()
+    }
   })
 })
 
