@@ -27,6 +27,8 @@ interface Pairing {
   record: TransactionRecord | undefined
   /** New Relic asked to end before ours did: its end waits for ours. */
   waiting: boolean
+  /** Classified and handed back to New Relic's own end. */
+  done: boolean
 }
 
 /**
@@ -57,6 +59,7 @@ export function bridgeNewRelic(options?: Readonly<NewRelicBridgeOptions>): NewRe
 
 function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined): NewRelicBridge {
   const { tracer, store } = internals
+  const nrEnd = (internals.Transaction.prototype as NrTransaction).end
   const agentHolder = internals.api.agent as unknown as Record<symbol, unknown>
   if (agentHolder[BRIDGED] === true) {
     throw new OptionError(ErrorCode.ALREADY_REGISTERED, 'bridgeNewRelic() is already running on this New Relic agent: call it once, or stop() the first bridge')
@@ -120,7 +123,8 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
         context: tracer.getContext(),
         ended: false,
         record: undefined,
-        waiting: false
+        waiting: false,
+        done: false
       }
       claimed.add(theirs)
       pairings.set(ours, pairing)
@@ -135,6 +139,7 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   }
 
   function theirEnd(pairing: Pairing): unknown {
+    if (pairing.done) return nrEnd.call(pairing.theirs)
     try {
       if (pairing.ended) return finish(pairing, tracer.getContext())
       if (!pairing.waiting) {
@@ -179,15 +184,16 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   function finish(pairing: Pairing, context: unknown): unknown {
     const { theirs } = pairing
     pairing.waiting = false
+    pairing.done = true
     live.delete(pairing)
-    delete (theirs as Partial<NrTransaction>).end
     try {
       classify(internals, pairing)
     } catch (err) {
       logNewRelic('fail to classify a New Relic transaction: %O', err)
     }
     if (live.size === 0 && stopped) unsubscribeEnd()
-    return store.run(context, () => theirs.end())
+    // the wrapper stays (deleting it would turn the agent's object into a slow dictionary); once done it calls through
+    return store.run(context, () => nrEnd.call(theirs))
   }
 
   function unsubscribeEnd(): void {
