@@ -4,7 +4,8 @@
 //   npm run bench                        full run (4 to 8 minutes here, depending on what else runs)
 //   npm run bench -- --quick             a smoke run (under a minute)
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
-//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus, cls-raw,
+//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus,
+//                                        package-newrelic, package-newrelic-bridge (the agent offline, without/with the bridge), cls-raw,
 //                                        http-context, otel, otel-package-alone, otel-package, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
 //            --json <file>               also write every sample and the settings as JSON
@@ -41,6 +42,8 @@ const VARIANTS = [
   { key: 'package', short: 'package', label: 'express-background-task, default engine, metrics on' },
   { key: 'package-cls', short: 'package cls-hooked', label: "express-background-task, `context: 'cls-hooked'`" },
   { key: 'package-prometheus', short: 'package + Prometheus', label: 'express-background-task + Prometheus exporter (prom-client)' },
+  { key: 'package-newrelic', short: 'package + New Relic', label: 'express-background-task under the New Relic agent (offline)' },
+  { key: 'package-newrelic-bridge', short: 'package + NR + bridge', label: 'express-background-task under the New Relic agent + bridgeNewRelic()' },
   // only with EBT_BENCH_BEFORE=<a built checkout>: the package before a change, next to `package`
   { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
   { key: 'cls-raw', short: 'cls-hooked ns', label: 'raw cls-hooked namespace (`ns.run` + `bindEmitter`)' },
@@ -344,7 +347,7 @@ async function runPair(env, { variant, pass, servers, mineAt, owed }) {
 function checkReport(env, variant, report) {
   const note = (text) => env.notes.add(`${variant.key}: ${text}`)
   if (report.misses > 0) note(`the route did not see its context on ${report.misses} of ${report.routed} requests`)
-  if (['package', 'package-cls', 'package-prometheus', 'package-before', 'otel-package-alone', 'otel-package'].includes(variant.key)) {
+  if (['package', 'package-cls', 'package-prometheus', 'package-before', 'otel-package-alone', 'otel-package', 'package-newrelic', 'package-newrelic-bridge'].includes(variant.key)) {
     const expected = report.reclassifyCalls
     if (report.reclassified !== expected) note(`setBackgroundTask() applied ${report.reclassified} times, expected ${expected}`)
     if (report.metricsWeb === undefined) {
@@ -368,6 +371,10 @@ function checkReport(env, variant, report) {
     if (report.otelWeb !== web || report.otelBackground !== report.reclassified) {
       note(`the OpenTelemetry histograms counted ${report.otelWeb} web + ${report.otelBackground} background, expected ${web} + ${report.reclassified}`)
     }
+  }
+  if (variant.key === 'package-newrelic-bridge') {
+    if (report.bridgeActive !== true) note('the bridge is not active')
+    else if (report.nrBackground < report.reclassified) note(`New Relic counted ${report.nrBackground} background transactions, expected ${report.reclassified}`)
   }
   if (variant.key.startsWith('otel')) {
     env.spansPerRequest.push({ key: variant.key, spans: report.exportedSpans / report.routed })

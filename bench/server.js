@@ -15,6 +15,8 @@ const VARIANT_SETUPS = {
   'package-cls': setupPackageCls,
   'package-prometheus': setupPackagePrometheus,
   'package-before': setupPackageBefore,
+  'package-newrelic': () => setupPackageNewRelic(false),
+  'package-newrelic-bridge': () => setupPackageNewRelic(true),
   'cls-raw': setupClsRaw,
   'http-context': setupHttpContext,
   otel: setupOpenTelemetry,
@@ -62,6 +64,34 @@ function setupPackage() {
   const app = require('express')()
   app.use(ebt.middleware())
   return packageHandles(app, ebt, ebt)
+}
+
+/**
+ * The package under the New Relic agent, offline (a dummy licence key, a collector that refuses
+ * connections: it instruments and aggregates as it would online), with or without bridgeNewRelic().
+ */
+function setupPackageNewRelic(bridged) {
+  Object.assign(process.env, {
+    NEW_RELIC_LICENSE_KEY: '0000000000000000000000000000000000000000',
+    NEW_RELIC_APP_NAME: 'express-background-task bench',
+    NEW_RELIC_NO_CONFIG_FILE: 'true',
+    NEW_RELIC_LOG_ENABLED: 'false',
+    NEW_RELIC_HOST: '127.0.0.1',
+    NEW_RELIC_PORT: '9'
+  })
+  const newrelic = require('newrelic') // first, as the agent requires
+  const ebt = require('..')
+  const bridge = bridged ? require('../dist/newrelic').bridgeNewRelic() : undefined
+  const app = require('express')()
+  app.use(ebt.middleware())
+  const handles = packageHandles(app, ebt, ebt)
+  const report = handles.report
+  handles.report = function newRelicReport() {
+    // the agent's own count of background transactions: with the bridge, the reclassified requests
+    const other = newrelic.agent.metrics.getMetric('OtherTransaction/all')
+    return { ...report(), bridgeActive: bridge?.active, nrBackground: other === undefined ? 0 : other.callCount }
+  }
+  return handles
 }
 
 /** The package with express-background-task/prometheus subscribed to its channels, into prom-client's default registry. */

@@ -1,4 +1,5 @@
 // backgroundTask(): run a function inside a new background transaction and end it when it settles.
+import { runWithStart } from './channels'
 import { NO_ARGUMENTS } from './context/engine'
 import { describeValue, logTransaction } from './debug'
 import { Transaction, type TransactionSink } from './transaction'
@@ -14,10 +15,11 @@ import { TransactionType } from './types'
 export function runBackgroundTask<T>(sink: TransactionSink, name: string, fn: () => T, options?: BackgroundTaskOptions): T {
   const group = parseTaskArguments(name, fn, options)
   const tx = new Transaction(sink, TransactionType.BACKGROUND, group, name)
-  tx.start()
+  tx.started = true
   let result: T
   try {
-    result = sink.engine.run(tx, fn, undefined, NO_ARGUMENTS)
+    // the start is published, and fn run, inside the stores integrations bound to the start channel
+    result = runWithStart(tx, sink.engine.run, sink.engine, tx, fn, undefined, NO_ARGUMENTS)
   } catch (err) {
     fail(tx, err)
     throw err

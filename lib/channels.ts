@@ -48,6 +48,15 @@ export function publishClassify(transaction: PublicTransaction, type: Transactio
   if (classifyChannel.hasSubscribers) classifyChannel.publish({ transaction, type, previousType } satisfies TransactionClassifyMessage)
 }
 
+/**
+ * Start a background task: publish its start and run `fn` inside the stores an integration bound to
+ * the start channel (`bindStore`), so the integration's own context surrounds the task's function.
+ */
+export function runWithStart<A extends unknown[], R>(transaction: PublicTransaction, fn: (...args: A) => R, thisArg: unknown, ...args: A): R {
+  if (!startChannel.hasSubscribers) return fn.apply(thisArg, args)
+  return startChannel.runStores({ transaction } satisfies TransactionStartMessage, fn, thisArg, ...args)
+}
+
 /** Whether an end message would reach anyone (so the record is built only when it will). */
 export function endHasSubscribers(): boolean {
   return endChannel.hasSubscribers

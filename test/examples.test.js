@@ -43,7 +43,8 @@ const SERVERS = {
   }
 }
 // cluster-prometheus.js runs as a real cluster in test/prometheus-cluster.test.js and test/e2e/prometheus.test.js.
-const STANDALONE = ['demo.js', 'cluster-prometheus.js']
+// newrelic-bridge.js runs with the real agent, offline, in test/newrelic.test.js.
+const STANDALONE = ['demo.js', 'cluster-prometheus.js', 'newrelic-bridge.js']
 
 /** JSON request through the shared helper; resolves { status, body (parsed when JSON), headers }. */
 async function send(url, { method = 'GET', headers = {}, body } = {}) {

@@ -225,6 +225,21 @@ import(${JSON.stringify(PACKAGE + '/prometheus')}).then(
 )
 `
 
+const NEWRELIC_MISSING_SCRIPT = `'use strict'
+// newrelic is not installed: the subpath says so on require and on import, with the fix.
+const assert = require('node:assert/strict')
+const expected = { name: 'TypeError', code: 'ERR_EBT_PEER_MISSING', message: /express-background-task\\/newrelic needs the package newrelic.*npm install newrelic/ }
+assert.throws(() => require.resolve('newrelic'), { code: 'MODULE_NOT_FOUND' })
+assert.throws(() => require(${JSON.stringify(PACKAGE + '/newrelic')}), expected)
+import(${JSON.stringify(PACKAGE + '/newrelic')}).then(
+  () => assert.fail('import succeeded without newrelic'),
+  (err) => {
+    assert.throws(() => { throw err }, expected)
+    console.log('ok')
+  }
+)
+`
+
 const PROMETHEUS_SCRIPT = `import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
 import * as ns from ${JSON.stringify(PACKAGE + '/prometheus')}
@@ -291,7 +306,8 @@ describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
   it('holds the built entries and the README, not the sources or the tests', () => {
     const files = packed.files.map((file) => file.path)
     for (const file of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts',
-      'dist/prometheus/index.js', 'dist/prometheus/index.mjs', 'dist/prometheus/index.d.ts', 'dist/prometheus/index.d.mts']) {
+      'dist/prometheus/index.js', 'dist/prometheus/index.mjs', 'dist/prometheus/index.d.ts', 'dist/prometheus/index.d.mts',
+      'dist/newrelic/index.js', 'dist/newrelic/index.mjs', 'dist/newrelic/index.d.ts', 'dist/newrelic/index.d.mts']) {
       assert.ok(files.includes(file), `${file} missing from the tarball`)
     }
     const stray = files.filter((file) => /^(lib|test|bench|examples|node_modules|\.tmp)\//.test(file) || file.endsWith('.tsbuildinfo'))
@@ -362,6 +378,10 @@ describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
   it('express-background-task/prometheus without prom-client (an optional peer) fails require and import with ERR_EBT_PEER_MISSING', async () => {
     assert.equal(fs.existsSync(path.join(project, 'node_modules', 'prom-client')), false)
     await runScript(project, 'peer-missing.cjs', PEER_MISSING_SCRIPT)
+  })
+
+  it('express-background-task/newrelic without newrelic (an optional peer) fails require and import with ERR_EBT_PEER_MISSING', async () => {
+    await runScript(project, 'newrelic-missing.cjs', NEWRELIC_MISSING_SCRIPT)
   })
 
   // Last: it installs prom-client into the project.
