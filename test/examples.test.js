@@ -407,6 +407,7 @@ describe('examples run as is', { concurrency: true }, () => {
     const { stdout, stderr } = run.output()
     assert.equal(code, 0, `demo exited ${code}:\n${stdout}\n${stderr}`)
 
+    assert.match(stdout.split('\n')[0], /^dashboard: http:\/\/127\.0\.0\.1:\d+\/_background /, 'the dashboard address comes first')
     const [, sent, streams] = stdout.match(/^sent the same (\d+) requests twice \(\d+ at a time, (\d+) of them event streams/m) ?? []
     assert.ok(sent !== undefined, `no "sent" line in:\n${stdout}`)
     const comparison = readTable(stdout, /^from metrics\(\) +left as web +marked background$/)

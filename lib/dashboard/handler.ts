@@ -38,7 +38,7 @@ const COMMON_HEADERS = {
   'X-Frame-Options': 'DENY'
 } as const
 const PAGE_CSP =
-  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+  "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 /** An open event stream and the window it shows. */
 interface Stream {
@@ -125,6 +125,8 @@ export function dashboard(options?: DashboardOptions): DashboardHandler {
 
   function serveEvents(req: IncomingMessage, res: ServerResponse, query: string): void {
     markBackground(req)
+    const own = getTransaction(req)
+    if (own !== undefined) recorder.ownStreams.add(own)
     const windowMinutes = parseWindow(query)
     res.writeHead(200, { ...COMMON_HEADERS, 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no' })
     if (req.method === 'HEAD') return void res.end()

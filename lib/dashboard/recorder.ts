@@ -10,6 +10,11 @@ import { zoneOf } from './stats'
 export class Recorder {
   readonly ring: SecondRing
   readonly inFlight = new InFlight()
+  /**
+   * The dashboard's own streams: background like any other, but never counted in "had they stayed
+   * web", where a page left open for an hour would otherwise weigh on the figures it shows.
+   */
+  readonly ownStreams = new WeakSet<Transaction>()
   private subscribed = false
   private readonly onStart: (message: unknown) => void
   private readonly onEnd: (message: unknown) => void
@@ -18,6 +23,7 @@ export class Recorder {
   constructor(agent: Agent | undefined, ringSeconds?: number) {
     const ring = (this.ring = new SecondRing(ringSeconds))
     const inFlight = this.inFlight
+    const ownStreams = this.ownStreams
     function mine(transaction: Transaction | undefined): transaction is Transaction {
       return transaction !== undefined && transaction !== null && (agent === undefined || transaction.agent === agent)
     }
@@ -45,7 +51,7 @@ export class Recorder {
         const failed = error || (statusCode === undefined && record.aborted === true)
         const apdexT = transaction.agent.apdexT
         const zone = record.suppressApdexMetric ? undefined : zoneOf(ms, apdexT, failed)
-        ring.record(Math.floor(Date.now() / 1000), { name: record.name, web, request: record.method !== undefined, ms, error, zone, apdexT })
+        ring.record(Math.floor(Date.now() / 1000), { name: record.name, web, request: record.method !== undefined && !ownStreams.has(transaction), ms, error, zone, apdexT })
       } catch (err) {
         logDashboard('fail to record an end: %O', err)
       }

@@ -117,19 +117,27 @@
       ' instead of ' + ms(view.web.p95Ms) + ', and Apdex ' + apdex(view.asWeb.apdex) + ' instead of ' + apdex(view.web.apdex) + '.'
   }
 
-  /** A transaction name with its prefix dimmed: the part people scan is the route. */
+  /**
+   * A transaction name as the table shows it: without its WebTransaction/ or OtherTransaction/ prefix
+   * (the table says which), the group dimmed, a line break allowed after each slash. The full name
+   * is the row's title.
+   */
   function nameCell(name) {
     var td = document.createElement('td')
-    var slash = name.indexOf('/')
-    if (slash > 0) {
-      var prefix = document.createElement('span')
-      prefix.className = 'prefix'
-      prefix.textContent = name.slice(0, slash + 1)
-      td.appendChild(prefix)
-      td.appendChild(document.createTextNode(name.slice(slash + 1)))
-    } else {
-      td.textContent = name
-    }
+    td.title = name
+    var parts = name.slice(name.indexOf('/') + 1).split('/')
+    parts.forEach(function addPart(part, i) {
+      var text = part + (i < parts.length - 1 ? '/' : '')
+      if (i === 0) {
+        var group = document.createElement('span')
+        group.className = 'group'
+        group.textContent = text
+        td.appendChild(group)
+      } else {
+        td.appendChild(document.createTextNode(text))
+      }
+      if (i < parts.length - 1) td.appendChild(document.createElement('wbr'))
+    })
     return td
   }
   function cell(text) {
