@@ -4,7 +4,7 @@
 //   npm run bench                        full run (4 to 8 minutes here, depending on what else runs)
 //   npm run bench -- --quick             a smoke run (under a minute)
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
-//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus, cls-raw,
+//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus, package-dashboard, cls-raw,
 //                                        http-context, otel, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
 //            --json <file>               also write every sample and the settings as JSON
@@ -41,6 +41,7 @@ const VARIANTS = [
   { key: 'package', short: 'package', label: 'express-background-task, default engine, metrics on' },
   { key: 'package-cls', short: 'package cls-hooked', label: "express-background-task, `context: 'cls-hooked'`" },
   { key: 'package-prometheus', short: 'package + Prometheus', label: 'express-background-task + Prometheus exporter (prom-client)' },
+  { key: 'package-dashboard', short: 'package + dashboard', label: 'express-background-task + dashboard subscribed (no page open)' },
   // only with EBT_BENCH_BEFORE=<a built checkout>: the package before a change, next to `package`
   { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
   { key: 'cls-raw', short: 'cls-hooked ns', label: 'raw cls-hooked namespace (`ns.run` + `bindEmitter`)' },
@@ -342,7 +343,7 @@ async function runPair(env, { variant, pass, servers, mineAt, owed }) {
 function checkReport(env, variant, report) {
   const note = (text) => env.notes.add(`${variant.key}: ${text}`)
   if (report.misses > 0) note(`the route did not see its context on ${report.misses} of ${report.routed} requests`)
-  if (['package', 'package-cls', 'package-prometheus', 'package-before'].includes(variant.key)) {
+  if (['package', 'package-cls', 'package-prometheus', 'package-dashboard', 'package-before'].includes(variant.key)) {
     const expected = report.reclassifyCalls
     if (report.reclassified !== expected) note(`setBackgroundTask() applied ${report.reclassified} times, expected ${expected}`)
     if (report.metricsWeb === undefined) {
@@ -359,6 +360,12 @@ function checkReport(env, variant, report) {
     const web = report.routed - report.reclassified
     if (report.promWeb !== web || report.promBackground !== report.reclassified) {
       note(`the Prometheus exporter counted ${report.promWeb} web + ${report.promBackground} background, expected ${web} + ${report.reclassified}`)
+    }
+  }
+  if (variant.key === 'package-dashboard') {
+    const web = report.routed - report.reclassified
+    if (report.dashWeb !== web || report.dashBackground !== report.reclassified) {
+      note(`the dashboard counted ${report.dashWeb} web + ${report.dashBackground} background, expected ${web} + ${report.reclassified}`)
     }
   }
   if (variant.key === 'otel') {

@@ -18,8 +18,8 @@ export function bucketOf(ms: number): number {
 export class SparseHistogram {
   readonly counts = new Map<number, number>()
 
-  add(ms: number): void {
-    const index = bucketOf(ms)
+  /** Count one duration, by its {@link bucketOf} (computed once per transaction, for all its aggregates). */
+  addBucket(index: number): void {
     this.counts.set(index, (this.counts.get(index) ?? 0) + 1)
   }
 

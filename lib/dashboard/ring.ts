@@ -1,6 +1,7 @@
 // The last minutes, one aggregate per second in a ring: bounded memory, and the name cap of metrics().
 import { MAX_TRANSACTION_NAMES, OVERFLOW_NAME } from '../index'
 import { logDashboard } from './debug'
+import { bucketOf } from './histogram'
 import { isStatsData, Stats, type StatsData, type Zone } from './stats'
 
 /** Seconds the ring holds: the longest window (15 minutes) and a margin for late cluster reports. */
@@ -93,11 +94,12 @@ export class SecondRing {
     const slot = this.at(second)
     if (slot === undefined) return
     const { ms, error, zone, web } = figures
+    const bucket = bucketOf(ms)
     slot.apdexT.add(figures.apdexT)
-    if (web) slot.web.add(ms, error, zone)
-    else slot.background.add(ms, error, undefined)
-    if (web || figures.request) slot.asWeb.add(ms, error, zone)
-    this.statsFor(slot, figures.name, web).add(ms, error, web ? zone : undefined)
+    if (web) slot.web.add(ms, bucket, error, zone)
+    else slot.background.add(ms, bucket, error, undefined)
+    if (web || figures.request) slot.asWeb.add(ms, bucket, error, zone)
+    this.statsFor(slot, figures.name, web).add(ms, bucket, error, web ? zone : undefined)
   }
 
   /** Add a worker's second; a malformed one is skipped, with a debug line. */

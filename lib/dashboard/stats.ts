@@ -31,8 +31,11 @@ export class Stats {
   frustrating = 0
   readonly durations = new SparseHistogram()
 
-  /** @param zone - undefined when the transaction is not in Apdex (background, suppressed). */
-  add(ms: number, error: boolean, zone: Zone | undefined): void {
+  /**
+   * @param bucket - `bucketOf(ms)`.
+   * @param zone - undefined when the transaction is not in Apdex (background, suppressed).
+   */
+  add(ms: number, bucket: number, error: boolean, zone: Zone | undefined): void {
     this.count += 1
     this.sum += ms
     if (ms < this.min) this.min = ms
@@ -41,7 +44,7 @@ export class Stats {
     if (zone === 0) this.satisfying += 1
     else if (zone === 1) this.tolerating += 1
     else if (zone === 2) this.frustrating += 1
-    this.durations.add(ms)
+    this.durations.addBucket(bucket)
   }
 
   merge(other: Stats): void {
