@@ -38,8 +38,9 @@ const SERVERS = {
     expect: [/^web {8}WebTransaction\/Connect\/GET\/\/Api\/users /m]
   }
 }
-// cluster-prometheus.js runs as a real cluster in test/prometheus-cluster.test.js and test/e2e/prometheus.test.js.
-const STANDALONE = ['demo.js', 'cluster-prometheus.js']
+// cluster-prometheus.js runs as a real cluster in test/prometheus-cluster.test.js and test/e2e/prometheus.test.js,
+// cluster-dashboard.js in test/dashboard.test.js.
+const STANDALONE = ['demo.js', 'cluster-prometheus.js', 'cluster-dashboard.js']
 
 /** JSON request through the shared helper; resolves { status, body (parsed when JSON), headers }. */
 async function send(url, { method = 'GET', headers = {}, body } = {}) {
