@@ -4,7 +4,7 @@
 //   npm run bench                        full run (4 to 8 minutes here, depending on what else runs)
 //   npm run bench -- --quick             a smoke run (under a minute)
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
-//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus,
+//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus, package-dashboard,
 //                                        package-newrelic, package-newrelic-bridge (the agent offline, without/with the bridge), cls-raw,
 //                                        http-context, otel, otel-package-alone, otel-package, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
@@ -44,6 +44,7 @@ const VARIANTS = [
   { key: 'package-prometheus', short: 'package + Prometheus', label: 'express-background-task + Prometheus exporter (prom-client)' },
   { key: 'package-newrelic', short: 'package + New Relic', label: 'express-background-task under the New Relic agent (offline)' },
   { key: 'package-newrelic-bridge', short: 'package + NR + bridge', label: 'express-background-task under the New Relic agent + bridgeNewRelic()' },
+  { key: 'package-dashboard', short: 'package + dashboard', label: 'express-background-task + dashboard subscribed (no page open)' },
   // only with EBT_BENCH_BEFORE=<a built checkout>: the package before a change, next to `package`
   { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
   { key: 'cls-raw', short: 'cls-hooked ns', label: 'raw cls-hooked namespace (`ns.run` + `bindEmitter`)' },
@@ -347,7 +348,7 @@ async function runPair(env, { variant, pass, servers, mineAt, owed }) {
 function checkReport(env, variant, report) {
   const note = (text) => env.notes.add(`${variant.key}: ${text}`)
   if (report.misses > 0) note(`the route did not see its context on ${report.misses} of ${report.routed} requests`)
-  if (['package', 'package-cls', 'package-prometheus', 'package-before', 'otel-package-alone', 'otel-package', 'package-newrelic', 'package-newrelic-bridge'].includes(variant.key)) {
+  if (['package', 'package-cls', 'package-prometheus', 'package-dashboard', 'package-before', 'otel-package-alone', 'otel-package', 'package-newrelic', 'package-newrelic-bridge'].includes(variant.key)) {
     const expected = report.reclassifyCalls
     if (report.reclassified !== expected) note(`setBackgroundTask() applied ${report.reclassified} times, expected ${expected}`)
     if (report.metricsWeb === undefined) {
@@ -375,6 +376,12 @@ function checkReport(env, variant, report) {
   if (variant.key === 'package-newrelic-bridge') {
     if (report.bridgeActive !== true) note('the bridge is not active')
     else if (report.nrBackground < report.reclassified) note(`New Relic counted ${report.nrBackground} background transactions, expected ${report.reclassified}`)
+  }
+  if (variant.key === 'package-dashboard') {
+    const web = report.routed - report.reclassified
+    if (report.dashWeb !== web || report.dashBackground !== report.reclassified) {
+      note(`the dashboard counted ${report.dashWeb} web + ${report.dashBackground} background, expected ${web} + ${report.reclassified}`)
+    }
   }
   if (variant.key.startsWith('otel')) {
     env.spansPerRequest.push({ key: variant.key, spans: report.exportedSpans / report.routed })

@@ -14,6 +14,7 @@ const VARIANT_SETUPS = {
   package: setupPackage,
   'package-cls': setupPackageCls,
   'package-prometheus': setupPackagePrometheus,
+  'package-dashboard': setupPackageDashboard,
   'package-before': setupPackageBefore,
   'package-newrelic': () => setupPackageNewRelic(false),
   'package-newrelic-bridge': () => setupPackageNewRelic(true),
@@ -110,6 +111,24 @@ function setupPackagePrometheus() {
       values.filter((v) => v.metricName === `${name}_count`).reduce((sum, v) => sum + v.value, 0))
     return Promise.all([counts('http_server_request_duration_seconds'), counts('background_transaction_duration_seconds')])
       .then(([promWeb, promBackground]) => ({ ...report(), promWeb, promBackground }))
+  }
+  return handles
+}
+
+/** The package with express-background-task/dashboard subscribed to its channels and mounted, no page open. */
+function setupPackageDashboard() {
+  const ebt = require('..')
+  const { dashboard } = require('../dist/dashboard')
+  const dash = dashboard()
+  const app = require('express')()
+  app.use(ebt.middleware())
+  app.use('/_background', dash)
+  const handles = packageHandles(app, ebt, ebt)
+  const report = handles.report
+  handles.report = function dashboardReport() {
+    // the dashboard's counts, checked by run.js like metrics()'s (a pass is far shorter than its 15 minutes)
+    const view = dash.view(15, Date.now() + 1000)
+    return { ...report(), dashWeb: view.web.count, dashBackground: view.background.count }
   }
   return handles
 }

@@ -3,10 +3,14 @@
 // (API calls, 404s, slow exports, event streams that clients hold open for 1-3 s) is sent twice to
 // the server-sent-events example: once with the long endpoints left as web, once marked background.
 // Each run is harvested with `metrics({ reset: true })`, and every figure printed comes from there.
+// The live page of express-background-task/dashboard is served first (PORT, default 3000), so the
+// runs can be watched; `npm start -- --keep` keeps it open afterwards, under a trickle of traffic.
 const http = require('node:http')
 const { once } = require('node:events')
 const { setTimeout: sleep } = require('node:timers/promises')
+const express = require('express')
 const { metrics } = require('express-background-task')
+const { dashboard } = require('express-background-task/dashboard')
 const { createApp } = require('./server-sent-events')
 
 const CONCURRENCY = 8
@@ -133,7 +137,40 @@ function printNames(snapshot) {
   printTable(['name', 'count', 'mean ms', 'max ms', 'Apdex'], rows)
 }
 
+/** The dashboard on its own server (no middleware there: opening it adds nothing to the runs' figures). */
+async function serveDashboard() {
+  const dash = dashboard()
+  const app = express()
+  app.use('/_background', dash)
+  const server = app.listen(Number(process.env.PORT ?? 3000), '127.0.0.1')
+  await once(server, 'listening')
+  console.log(`dashboard: http://127.0.0.1:${server.address().port}/_background (live while this runs; npm start -- --keep keeps it open)\n`)
+  return function stop() {
+    dash.close()
+    server.closeAllConnections()
+    server.close()
+  }
+}
+
+/** After the runs, with --keep: the marked app under a trickle of the same traffic, until Ctrl-C. */
+async function keepTraffic() {
+  const server = createApp({ eventIntervalMs: 500, exportPageMs: 60, markBackground: true }).listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const base = `http://127.0.0.1:${server.address().port}`
+  const client = new http.Agent({ keepAlive: true, maxSockets: 4 })
+  console.log('\nkeeping the dashboard open under a trickle of traffic; Ctrl-C to stop')
+  for (;;) {
+    const { requests, streams } = trafficPlan()
+    stream(base, streams[0]).catch(() => {})
+    for (const request of requests) {
+      await send(base, client, request).catch(() => {})
+      await sleep(60)
+    }
+  }
+}
+
 async function main() {
+  const stopDashboard = await serveDashboard()
   const results = []
   for (const options of RUNS) results.push(await run(options))
   const [{ sent }] = results
@@ -147,6 +184,8 @@ async function main() {
     console.error(`run ${i + 1}: expected ${sent} transactions, metrics counted ${ended(snapshot)}`)
     process.exitCode = 1
   }
+  if (process.argv.includes('--keep')) await keepTraffic()
+  stopDashboard()
 }
 
 main().catch((err) => {

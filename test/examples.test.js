@@ -42,9 +42,9 @@ const SERVERS = {
     expect: [/^span GET \/reports\/:id express_background_task\.type=background$/m]
   }
 }
-// cluster-prometheus.js runs as a real cluster in test/prometheus-cluster.test.js and test/e2e/prometheus.test.js.
-// newrelic-bridge.js runs with the real agent, offline, in test/newrelic.test.js.
-const STANDALONE = ['demo.js', 'cluster-prometheus.js', 'newrelic-bridge.js']
+// cluster-prometheus.js runs as a real cluster in test/prometheus-cluster.test.js and test/e2e/prometheus.test.js,
+// cluster-dashboard.js in test/dashboard.test.js; newrelic-bridge.js runs with the real agent, offline, in test/newrelic.test.js.
+const STANDALONE = ['demo.js', 'cluster-prometheus.js', 'cluster-dashboard.js', 'newrelic-bridge.js']
 
 /** JSON request through the shared helper; resolves { status, body (parsed when JSON), headers }. */
 async function send(url, { method = 'GET', headers = {}, body } = {}) {
@@ -379,6 +379,7 @@ describe('examples run as is', { concurrency: true }, () => {
     const { stdout, stderr } = run.output()
     assert.equal(code, 0, `demo exited ${code}:\n${stdout}\n${stderr}`)
 
+    assert.match(stdout.split('\n')[0], /^dashboard: http:\/\/127\.0\.0\.1:\d+\/_background /, 'the dashboard address comes first')
     const [, sent, streams] = stdout.match(/^sent the same (\d+) requests twice \(\d+ at a time, (\d+) of them event streams/m) ?? []
     assert.ok(sent !== undefined, `no "sent" line in:\n${stdout}`)
     const comparison = readTable(stdout, /^from metrics\(\) +left as web +marked background$/)

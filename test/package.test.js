@@ -278,6 +278,40 @@ const PEER_MISSING_ESM = `import ${JSON.stringify(PACKAGE + '/opentelemetry')}
 console.log('imported without its peer')
 `
 
+const DASHBOARD_SCRIPT = `import assert from 'node:assert/strict'
+import http from 'node:http'
+import { once } from 'node:events'
+import { createRequire } from 'node:module'
+import * as ns from ${JSON.stringify(PACKAGE + '/dashboard')}
+import { dashboard } from ${JSON.stringify(PACKAGE + '/dashboard')}
+import { backgroundTask } from ${JSON.stringify(PACKAGE)}
+
+const require = createRequire(import.meta.url)
+const cjs = require(${JSON.stringify(PACKAGE + '/dashboard')})
+// one instance for both loaders, no peer needed (express is not installed here)
+assert.equal(dashboard, cjs.dashboard)
+assert.deepEqual(Object.keys(ns).filter((key) => key !== 'default').sort(), Object.keys(cjs).sort())
+assert.ok(import.meta.resolve(${JSON.stringify(PACKAGE + '/dashboard')}).endsWith('/node_modules/${PACKAGE}/dist/dashboard/index.mjs'))
+const dash = dashboard()
+const server = http.createServer(dash).listen(0, '127.0.0.1')
+await once(server, 'listening')
+const base = 'http://127.0.0.1:' + server.address().port
+// the page and the files it refers to are in the tarball
+const page = await (await fetch(base + '/')).text()
+assert.match(page, /<script src="\\/dashboard\\.js" defer>/)
+for (const [file, type] of [['/dashboard.js', /^text\\/javascript/], ['/dashboard.css', /^text\\/css/]]) {
+  const res = await fetch(base + file)
+  assert.equal(res.status, 200, file)
+  assert.match(res.headers.get('content-type'), type)
+  assert.ok((await res.text()).length > 1000, file)
+}
+backgroundTask('packed', () => undefined)
+assert.equal(dash.view(1, Date.now() + 1000).background.count, 1)
+dash.close()
+server.close()
+console.log('ok')
+`
+
 describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
   let work
   let project
@@ -307,7 +341,9 @@ describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
     const files = packed.files.map((file) => file.path)
     for (const file of ['package.json', 'README.md', 'LICENSE', 'dist/index.js', 'dist/index.mjs', 'dist/index.d.ts', 'dist/index.d.mts',
       'dist/prometheus/index.js', 'dist/prometheus/index.mjs', 'dist/prometheus/index.d.ts', 'dist/prometheus/index.d.mts',
-      'dist/newrelic/index.js', 'dist/newrelic/index.mjs', 'dist/newrelic/index.d.ts', 'dist/newrelic/index.d.mts']) {
+      'dist/newrelic/index.js', 'dist/newrelic/index.mjs', 'dist/newrelic/index.d.ts', 'dist/newrelic/index.d.mts',
+      'dist/dashboard/index.js', 'dist/dashboard/index.mjs', 'dist/dashboard/index.d.ts', 'dist/dashboard/index.d.mts',
+      'dist/dashboard/assets/index.html', 'dist/dashboard/assets/dashboard.js', 'dist/dashboard/assets/dashboard.css']) {
       assert.ok(files.includes(file), `${file} missing from the tarball`)
     }
     const stray = files.filter((file) => /^(lib|test|bench|examples|node_modules|\.tmp)\//.test(file) || file.endsWith('.tsbuildinfo'))
@@ -373,6 +409,10 @@ describe('packed tarball', { timeout: TIMEOUT_MS }, () => {
     const ours = path.join('node_modules', PACKAGE, 'dist')
     assert.ok(listed.includes(path.join(ours, 'index.d.ts')), 'require resolves dist/index.d.ts')
     assert.ok(listed.includes(path.join(ours, 'index.d.mts')), 'import resolves dist/index.d.mts')
+  })
+
+  it('express-background-task/dashboard works from import and require without express, and serves its page and files from the tarball', async () => {
+    await runScript(project, 'dashboard.mjs', DASHBOARD_SCRIPT)
   })
 
   it('express-background-task/prometheus without prom-client (an optional peer) fails require and import with ERR_EBT_PEER_MISSING', async () => {

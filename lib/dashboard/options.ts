@@ -1,0 +1,79 @@
+// Options of dashboard() and reportToPrimary(): validated once, at construction, with coded TypeErrors.
+import cluster from 'node:cluster'
+import { inspect } from 'node:util'
+import { ErrorCode, type Agent } from '../index'
+import { OptionError } from '../options'
+import type { DashboardOptions, ReportToPrimaryOptions } from './types'
+
+/** Dashboard options after validation. */
+export interface DashboardConfig {
+  readonly authorize: ((req: never) => unknown) | undefined
+  readonly agent: Agent | undefined
+  readonly cluster: boolean
+}
+
+const DASHBOARD_KEYS = ['authorize', 'agent', 'cluster'] as const
+const REPORT_KEYS = ['agent'] as const
+const AGENT_METHODS = ['middleware', 'backgroundTask', 'onTransactionEnd'] as const
+
+/** @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
+export function parseDashboardOptions(passed: Readonly<DashboardOptions> | undefined): DashboardConfig {
+  const options = readOptions(passed, 'dashboard', DASHBOARD_KEYS)
+  const { authorize } = options
+  if (authorize !== undefined && typeof authorize !== 'function') {
+    throw new OptionError(ErrorCode.OPTIONS_TYPE, `dashboard option authorize must be a function (req) => boolean, got ${shown(authorize)}`)
+  }
+  if (options.cluster !== undefined && typeof options.cluster !== 'boolean') {
+    throw new OptionError(ErrorCode.OPTIONS_TYPE, `dashboard option cluster must be true or false, got ${shown(options.cluster)}`)
+  }
+  if (options.cluster === true && !cluster.isPrimary) {
+    throw new OptionError(
+      ErrorCode.OPTIONS_TYPE,
+      'dashboard option cluster: true belongs in the primary process; a worker calls reportToPrimary() instead'
+    )
+  }
+  return {
+    authorize: authorize as DashboardConfig['authorize'],
+    agent: parseAgent(options.agent, 'dashboard'),
+    cluster: options.cluster === true
+  }
+}
+
+/** @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
+export function parseReportOptions(passed: Readonly<ReportToPrimaryOptions> | undefined): { agent: Agent | undefined } {
+  const options = readOptions(passed, 'reportToPrimary', REPORT_KEYS)
+  return { agent: parseAgent(options.agent, 'reportToPrimary') }
+}
+
+function readOptions<K extends string>(passed: unknown, where: string, allowed: readonly K[]): { readonly [key in K]?: unknown } {
+  if (passed === undefined) return {}
+  if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
+    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} options must be an object, got ${shown(passed)}`)
+  }
+  const read: Record<string, unknown> = {}
+  for (const key of Object.keys(passed)) {
+    const value = (passed as Record<string, unknown>)[key]
+    if ((allowed as readonly string[]).includes(key)) read[key] = value
+    else if (value !== undefined) {
+      throw new OptionError(ErrorCode.UNKNOWN_OPTION, `unknown ${where} option ${shown(key)} (allowed: ${allowed.join(', ')})`)
+    }
+  }
+  return read as { readonly [key in K]?: unknown }
+}
+
+// Duck-typed: an agent of another installed copy of the package is an agent too.
+function parseAgent(agent: unknown, where: string): Agent | undefined {
+  if (agent === undefined) return undefined
+  const apdexT = (agent as { apdexT?: unknown } | null)?.apdexT
+  const methods = typeof agent === 'object' && agent !== null && AGENT_METHODS.every((m) => typeof (agent as Record<string, unknown>)[m] === 'function')
+  if (methods && typeof apdexT === 'number' && apdexT > 0) return agent as Agent
+  throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} option agent must be an agent from createAgent(), got ${shown(agent)}`)
+}
+
+function shown(value: unknown): string {
+  try {
+    return inspect(value, { depth: 0 })
+  } catch {
+    return typeof value
+  }
+}
