@@ -1,149 +1,106 @@
 'use strict'
-// express-background-task/newrelic against the real New Relic agent (the installed major), offline: a
-// dummy licence key and a collector that refuses connections; the agent still instruments, names and
-// aggregates. Each scenario runs test/fixtures/newrelic-bridge.js in its own process (the agent must
-// be required first) and reads the agent's own metric_data harvest payload and transaction events.
-const { describe, it } = require('node:test')
+// express-background-task/newrelic against the real New Relic agent, agents 12 and 13 side by side
+// (npm aliases; 14 too when this Node is 22+, else its stub), offline: a dummy licence key and a local
+// HTTPS collector started here (test/fixtures/newrelic-collector.js, a certificate made at start and
+// trusted through NODE_EXTRA_CA_CERTS). Each scenario runs test/fixtures/newrelic-bridge.js in its own
+// process (the agent must be required first); the agent connects, serves the requests, harvests at
+// newrelic.shutdown({ collectPendingData: true }), and the assertions read its real metric_data,
+// analytic_event_data and error_data payloads.
+const { describe, it, before, after } = require('node:test')
 const assert = require('node:assert/strict')
 const path = require('node:path')
 const http = require('node:http')
-const { execFile, spawn } = require('node:child_process')
+const { spawn } = require('node:child_process')
+const { startCollector } = require('./fixtures/newrelic-collector')
+const {
+  AGENT_MAJORS,
+  NEW_RELIC_TEST_ENV,
+  PARENT_ENV,
+  REQUESTS,
+  runScenario,
+  assertBridged,
+  assertUntouched,
+  assertAppUnaffected
+} = require('./fixtures/newrelic-scenarios')
 
-const FIXTURE = path.join(__dirname, 'fixtures', 'newrelic-bridge.js')
-/** The environment before the options tests below disable the agent in this process. */
-const PARENT_ENV = { ...process.env }
+const NODE_MAJOR = Number(process.versions.node.split('.')[0])
+const RUNNABLE = AGENT_MAJORS.filter((agent) => NODE_MAJOR >= agent.minNode)
+const STUBBED = AGENT_MAJORS.filter((agent) => NODE_MAJOR < agent.minNode)
 
-const NEW_RELIC_OFFLINE = {
-  NEW_RELIC_LICENSE_KEY: '0000000000000000000000000000000000000000',
-  NEW_RELIC_APP_NAME: 'express-background-task bridge test',
-  NEW_RELIC_NO_CONFIG_FILE: 'true',
-  NEW_RELIC_LOG_ENABLED: 'false',
-  NEW_RELIC_HOST: '127.0.0.1',
-  NEW_RELIC_PORT: '9'
-}
-
-/** Run the fixture; resolves its JSON line. */
-function runFixture(framework, mode, env = {}, { execPath = process.execPath } = {}) {
-  return new Promise((resolve, reject) => {
-    execFile(
-      execPath,
-      ['--preserve-symlinks', FIXTURE, framework, mode],
-      { cwd: path.join(__dirname, '..'), env: { ...PARENT_ENV, ...NEW_RELIC_OFFLINE, ...env }, timeout: 60_000 },
-      (err, stdout, stderr) => {
-        if (err) reject(new Error(`${err.message}\n${stderr}`))
-        else resolve(JSON.parse(stdout.trim().split('\n').pop()))
-      }
-    )
+describe('bridgeNewRelic() with the real New Relic agent and a local collector', () => {
+  let collector
+  before(async () => {
+    collector = await startCollector()
   })
-}
+  after(() => collector.close())
 
-const calls = (result, name) => result.metrics[name]?.[0] ?? 0
+  for (const { major, module } of RUNNABLE) {
+    for (const framework of ['express 5', 'express 4']) {
+      it(`agent ${major}, ${framework}: requests marked background (flags before the middleware, req.newrelic, the helper, last write wins, aborted, failing) are harvested as OtherTransaction, tasks turned web as WebTransaction with Apdex, ignored ones not at all`, async () => {
+        const result = await runScenario({ collector, framework, module })
+        assert.equal(Number(result.version.split('.')[0]), major)
+        assertBridged(result)
+      })
+    }
 
-/** Requests the fixture marks background, one way or another; and those that stay (or end) web. */
-const BACKGROUND_REQUESTS = ['/events', '/flagged/:id', '/upstream', '/toggle-background', '/boom', '/aborted']
-const WEB_REQUESTS = ['/web/:id', '/toggle-web', '/suppressed', '/with-task']
-const TASKS = { 'Nodejs/nightly-report': 'background', 'Nodejs/from-request': 'background', 'Jobs/sync': 'background', 'Nodejs/failing': 'background', 'Nodejs/outer': 'background', 'Nodejs/render-preview': 'web' }
+    it(`agent ${major}: stop() restores the agent: later requests and tasks are left as the agent makes them`, async () => {
+      const result = await runScenario({ collector, module, mode: 'stopped' })
+      assert.equal(result.bridge.active, true)
+      assertUntouched(result)
+      // without the bridge, New Relic cannot keep a request out of Apdex from req.newrelic either
+      const apdex = result.metrics.Apdex
+      assert.equal(apdex[0] + apdex[1] + apdex[2], REQUESTS)
+    })
 
-/** What New Relic must have recorded with the bridge active: the same on every supported agent major and Express major. */
-function assertBridged(result) {
-  assert.equal(result.bridge.active, true, result.bridge.reason)
-  for (const route of BACKGROUND_REQUESTS) {
-    const name = `Expressjs/GET/${route}`
-    assert.equal(calls(result, `OtherTransaction/${name}`), 1, `OtherTransaction/${name}`)
-    for (const web of [`WebTransaction/${name}`, `WebTransactionTotalTime/${name}`, `Apdex/${name}`]) assert.equal(result.metrics[web], undefined, web)
-  }
-  for (const route of WEB_REQUESTS) {
-    const name = `Expressjs/GET/${route}`
-    assert.equal(calls(result, `WebTransaction/${name}`), 1, `WebTransaction/${name}`)
-    assert.equal(result.metrics[`OtherTransaction/${name}`], undefined)
-  }
-  for (const [name, type] of Object.entries(TASKS)) {
-    const [kept, gone] = type === 'web' ? ['WebTransaction', 'OtherTransaction'] : ['OtherTransaction', 'WebTransaction']
-    assert.equal(calls(result, `${kept}/${name}`), 1, `${kept}/${name}`)
-    assert.equal(result.metrics[`${gone}/${name}`], undefined, `${gone}/${name}`)
-  }
-  // a task nested in a task shares New Relic's transaction of the outer one, as startBackgroundTransaction does
-  assert.equal(result.metrics['OtherTransaction/Nodejs/inner'], undefined)
-  // the rollups count each transaction by its final type: HttpDispatcher and Apdex only for web ones
-  const web = WEB_REQUESTS.length + 1
-  const background = BACKGROUND_REQUESTS.length + Object.keys(TASKS).length - 1
-  assert.equal(calls(result, 'WebTransaction'), web)
-  assert.equal(calls(result, 'HttpDispatcher'), web)
-  assert.equal(calls(result, 'OtherTransaction/all'), background)
-  // Apdex stats are [satisfying, tolerating, frustrating, ...]: suppressApdexMetric keeps /suppressed out
-  const apdex = result.metrics.Apdex
-  assert.equal(apdex[0] + apdex[1] + apdex[2], web - 1)
-  assert.equal(result.metrics['Apdex/Expressjs/GET//suppressed'], undefined)
-  assert.ok(result.metrics['Apdex/Nodejs/render-preview'], 'a task turned web counts in Apdex')
-  assert.ok(result.metrics['Apdex/Expressjs/GET//web/:id'])
-  // ignoreTransaction: New Relic records nothing for it either
-  assert.ok(!Object.keys(result.metrics).some((name) => name.includes('/ignored')), 'an ignored request is recorded')
-  // errors of a request marked background and of a failing task count as non-web errors
-  assert.equal(calls(result, 'Errors/allOther'), 2)
-  assert.equal(result.metrics['Errors/allWeb'], undefined)
-  assert.equal(calls(result, 'Errors/OtherTransaction/Expressjs/GET//boom'), 1)
-  assert.equal(calls(result, 'Errors/OtherTransaction/Nodejs/failing'), 1)
-  // transaction events (what New Relic's UI lists) carry the same names
-  assert.deepEqual(result.events, [
-    ...BACKGROUND_REQUESTS.map((route) => `OtherTransaction/Expressjs/GET/${route}`),
-    ...Object.keys(TASKS).filter((name) => TASKS[name] === 'background').map((name) => `OtherTransaction/${name}`),
-    ...WEB_REQUESTS.map((route) => `WebTransaction/Expressjs/GET/${route}`),
-    'WebTransaction/Nodejs/render-preview'
-  ].sort())
-  assert.equal(result.statuses['/boom'], 500)
-}
+    it(`agent ${major}: not loaded first (express required before newrelic): inactive with a reason, New Relic and the app as without the bridge`, async () => {
+      const result = await runScenario({ collector, module, mode: 'late' })
+      assert.equal(result.bridge.active, false)
+      assert.match(result.bridge.reason, /^express was loaded before newrelic \(.*node_modules[\\/]express[\\/].*\), so the agent does not instrument it: require\('newrelic'\) first/)
+      // the agent names requests by URL then: its Express instrumentation did not apply
+      assert.equal(result.metrics['WebTransaction/NormalizedUri/*']?.[0], REQUESTS)
+      assertUntouched(result, { routeNames: false })
+      assertAppUnaffected(result)
+    })
 
-/** New Relic as it is without the bridge: every request web, tasks unseen. */
-function assertUntouched(result) {
-  const requests = BACKGROUND_REQUESTS.length + WEB_REQUESTS.length + 1
-  assert.equal(calls(result, 'WebTransaction'), requests)
-  assert.equal(calls(result, 'HttpDispatcher'), requests)
-  assert.equal(result.metrics['OtherTransaction/all'], undefined)
-  for (const route of BACKGROUND_REQUESTS) assert.equal(calls(result, `WebTransaction/Expressjs/GET/${route}`), 1, route)
-  assert.equal(result.events.filter((name) => name.startsWith('OtherTransaction/')).length, 0)
-}
-
-describe('bridgeNewRelic() with the installed New Relic agent (offline)', () => {
-  for (const framework of ['express 5', 'express 4']) {
-    it(`records requests marked background (flags before the middleware, req.newrelic, the helper, last write wins) as OtherTransaction, tasks turned web as WebTransaction with Apdex, on ${framework}`, async () => {
-      const result = await runFixture(framework, 'bridge')
-      assert.match(result.version, /^13\./)
+    it(`agent ${major}: newrelic first, then express, then the bridge: active`, async () => {
+      const result = await runScenario({ collector, module, mode: 'express-first', framework: 'express 4' })
       assertBridged(result)
     })
   }
 
-  it('stop() restores the agent: later requests and tasks are left as the agent makes them', async () => {
-    const result = await runFixture('express 5', 'stopped')
-    assert.equal(result.bridge.active, true)
-    assertUntouched(result)
-    // without the bridge, New Relic cannot keep a request out of Apdex from req.newrelic either
-    const apdex = result.metrics.Apdex
-    assert.equal(apdex[0] + apdex[1] + apdex[2], BACKGROUND_REQUESTS.length + WEB_REQUESTS.length + 1)
-  })
+  for (const { major, module, minNode } of STUBBED) {
+    it(`agent ${major} on Node ${NODE_MAJOR} (it needs Node ${minNode}+) loads as a stub: inactive with the reason, the app unaffected`, async () => {
+      const result = await runScenario({ collector, module })
+      assert.equal(result.bridge.active, false)
+      assert.match(result.bridge.reason, new RegExp(`^the New Relic agent is not running: newrelic ${major}\\.\\d+\\.\\d+ needs Node >=${minNode} and this is Node v${NODE_MAJOR}\\.`))
+      assertAppUnaffected(result)
+      assert.deepEqual(result.methods, [], 'a stub reports nothing')
+    })
+  }
 
   it('stays inactive with a reason, changing nothing, when the agent is shaped otherwise', async () => {
-    const result = await runFixture('express 5', 'fake')
+    const result = await runScenario({ collector, mode: 'fake' })
     assert.equal(result.bridge.active, false)
     assert.match(result.bridge.reason, /shaped unlike the agents the bridge supports: agent\.tracer has no getTransaction/)
     assertUntouched(result)
   })
 
   it('stays inactive with a reason when the agent is disabled (the stub API), the app unaffected', async () => {
-    const result = await runFixture('express 5', 'bridge', { NEW_RELIC_ENABLED: 'false' })
+    const result = await runScenario({ collector, env: { NEW_RELIC_ENABLED: 'false' } })
     assert.deepEqual(result.bridge, { active: false, reason: 'the New Relic agent is not running (newrelic loaded its stub API: disabled, no licence key, or a Node version it does not support)' })
-    assert.equal(result.statuses['/web/1'], 200)
-    assert.equal(result.statuses['/boom'], 500)
+    assertAppUnaffected(result)
+    assert.deepEqual(result.methods, [])
   })
 
   it('stays inactive with a reason without a licence key, the app unaffected', async () => {
-    const result = await runFixture('express 5', 'bridge', { NEW_RELIC_LICENSE_KEY: '' })
+    const result = await runScenario({ collector, env: { NEW_RELIC_LICENSE_KEY: '' } })
     assert.equal(result.bridge.active, false)
     assert.match(result.bridge.reason, /no licence key/)
-    assert.equal(result.statuses['/events'], 200)
+    assertAppUnaffected(result)
   })
 
   it('a second bridge on the same agent throws ERR_EBT_ALREADY_REGISTERED; the first keeps working', async () => {
-    const result = await runFixture('express 5', 'twice')
+    const result = await runScenario({ collector, mode: 'twice' })
     assert.equal(result.secondError, 'ERR_EBT_ALREADY_REGISTERED')
     assertBridged(result)
   })
@@ -162,7 +119,7 @@ function send(port, method, urlPath) {
 describe('examples/newrelic-bridge.js', () => {
   it('runs as is with the agent offline: New Relic names the stream OtherTransaction and the task turned web WebTransaction', async () => {
     const child = spawn(process.execPath, [path.join(__dirname, '..', 'examples', 'newrelic-bridge.js')], {
-      env: { ...PARENT_ENV, ...NEW_RELIC_OFFLINE, PORT: '0' },
+      env: { ...PARENT_ENV, ...NEW_RELIC_TEST_ENV, NEW_RELIC_HOST: '127.0.0.1', NEW_RELIC_PORT: '9', PORT: '0' },
       stdio: ['ignore', 'pipe', 'pipe']
     })
     let stdout = ''

@@ -74,6 +74,9 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   const startedForTasks = new WeakSet<NrTransaction>()
   /** Pairings not yet ended on both sides; stop() lets them finish. */
   const live = new Set<Pairing>()
+  /** Pairings whose New Relic end waits for ours; one shared setImmediate ends any still waiting then. */
+  const waiting = new Set<Pairing>()
+  let sweepScheduled = false
   let stopped = false
 
   const follows = (tx: Transaction): boolean => onlyAgent === undefined || tx.agent === onlyAgent
@@ -146,7 +149,12 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
         pairing.waiting = true
         pairing.context = tracer.getContext()
         // ours ends on the same response event, just after; should it not, New Relic's end is not lost
-        setImmediate(endIfStillWaiting, pairing)
+        // (one setImmediate for every request waiting in this turn, not one each)
+        waiting.add(pairing)
+        if (!sweepScheduled) {
+          sweepScheduled = true
+          setImmediate(endStillWaiting)
+        }
       }
       return undefined
     } catch (err) {
@@ -155,10 +163,12 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
     }
   }
 
-  function endIfStillWaiting(pairing: Pairing): void {
-    if (!pairing.waiting) return
-    if (logNewRelic.enabled) logNewRelic('end New Relic transaction of %s before ours ended', pairing.ours.id)
-    finish(pairing, pairing.context)
+  function endStillWaiting(): void {
+    sweepScheduled = false
+    for (const pairing of waiting) {
+      if (logNewRelic.enabled) logNewRelic('end New Relic transaction of %s before ours ended', pairing.ours.id)
+      finish(pairing, pairing.context)
+    }
   }
 
   function onEnd(message: unknown): void {
@@ -183,7 +193,10 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   /** Classify New Relic's transaction as ours ended (or is now), then let it end, in its own context. */
   function finish(pairing: Pairing, context: unknown): unknown {
     const { theirs } = pairing
-    pairing.waiting = false
+    if (pairing.waiting) {
+      pairing.waiting = false
+      waiting.delete(pairing)
+    }
     pairing.done = true
     live.delete(pairing)
     try {
@@ -192,7 +205,9 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
       logNewRelic('fail to classify a New Relic transaction: %O', err)
     }
     if (live.size === 0 && stopped) unsubscribeEnd()
-    // the wrapper stays (deleting it would turn the agent's object into a slow dictionary); once done it calls through
+    // the wrapper stays (deleting it would turn the agent's object into a slow dictionary); once done it calls through.
+    // Usually ours ends in the very context New Relic's end was called in: no need to enter it again.
+    if (store.getStore() === context) return nrEnd.call(theirs)
     return store.run(context, () => nrEnd.call(theirs))
   }
 

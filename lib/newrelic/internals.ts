@@ -58,20 +58,26 @@ const TRANSACTION_METHODS = ['end', 'finalizeName', 'getFullName', 'record', 'is
 /** The internals, or the reason they cannot be used (the bridge then changes nothing). */
 export type InternalsResult = { internals: NewRelicInternals; reason?: undefined } | { internals?: undefined; reason: string }
 
+/** The module files of Express; one in require.cache ahead of the agent's was loaded before it. */
+const EXPRESS_FILE = /[\\/]node_modules[\\/]express[\\/]/
+
 /** Find and check the agent's internals behind the `newrelic` module instance `api`. */
 export function findInternals(api: object): InternalsResult {
+  const file = moduleFile(api)
   const agent = (api as { agent?: unknown }).agent
-  if (!isObject(agent)) {
-    return { reason: 'the New Relic agent is not running (newrelic loaded its stub API: disabled, no licence key, or a Node version it does not support)' }
-  }
+  if (!isObject(agent)) return { reason: stubReason(file) }
   const config = (agent as { config?: { license_key?: unknown; serverless_mode?: { enabled?: unknown } } }).config
   if (isObject(config) && !config.license_key && config.serverless_mode?.enabled !== true) {
     return { reason: 'the New Relic agent has no licence key, so it does not start (set NEW_RELIC_LICENSE_KEY)' }
   }
   const agentProblem = agentShapeProblem(api, agent)
   if (agentProblem !== undefined) return { reason: `the newrelic agent is shaped unlike the agents the bridge supports: ${agentProblem}` }
-  const dir = moduleDirectory(api)
-  if (dir === undefined) return { reason: 'cannot find where the newrelic module instance was loaded from (it is not in require.cache)' }
+  if (file === undefined) return { reason: 'cannot find where the newrelic module instance was loaded from (it is not in require.cache)' }
+  const early = loadedBefore(file)
+  if (early !== undefined) {
+    return { reason: `express was loaded before newrelic (${early}), so the agent does not instrument it: require('newrelic') first, before express` }
+  }
+  const dir = path.dirname(file)
   let version: string
   let Transaction: unknown
   let recordWeb: unknown
@@ -143,15 +149,43 @@ export function transactionProblem(internals: NewRelicInternals, tx: NrTransacti
   return undefined
 }
 
-/** The directory of the newrelic package whose module exports `api`. */
-function moduleDirectory(api: object): string | undefined {
+/** The file of the newrelic module whose exports are `api` (its index.js), as require.cache keys it. */
+function moduleFile(api: object): string | undefined {
   for (const key of Object.keys(require.cache)) {
     const mod = require.cache[key]
-    if (mod !== undefined && mod !== null && (mod as { exports?: unknown }).exports === api && typeof mod.filename === 'string') {
-      return path.dirname(mod.filename)
-    }
+    if (mod !== undefined && mod !== null && (mod as { exports?: unknown }).exports === api && typeof mod.filename === 'string') return key
   }
   return undefined
+}
+
+/**
+ * An Express file loaded before the agent, or undefined. require.cache keys are in the order modules
+ * started loading (Node caches a module before running it), so a key ahead of the agent's own was
+ * loaded first and escaped the agent's require hooks: the check the agent's lib/uninstrumented.js
+ * makes at its start (it only logs it).
+ */
+function loadedBefore(agentFile: string): string | undefined {
+  for (const key of Object.keys(require.cache)) {
+    if (key === agentFile) return undefined
+    if (EXPRESS_FILE.test(key)) return key
+  }
+  return undefined
+}
+
+/** Why the module has no agent: the generic reason, or the Node version its package does not support. */
+function stubReason(file: string | undefined): string {
+  const reason = 'the New Relic agent is not running (newrelic loaded its stub API: disabled, no licence key, or a Node version it does not support)'
+  if (file === undefined) return reason
+  try {
+    const pkg = require(path.join(path.dirname(file), 'package.json')) as { version?: unknown; engines?: { node?: unknown } }
+    const needs = /^>=\s*v?(\d+)/.exec(String(pkg.engines?.node ?? ''))
+    if (needs !== null && Number(process.versions.node.split('.')[0]) < Number(needs[1])) {
+      return `the New Relic agent is not running: newrelic ${String(pkg.version)} needs Node ${String(pkg.engines?.node)} and this is Node ${process.version}, so it loaded its stub API`
+    }
+  } catch {
+    // no package.json next to it: the generic reason
+  }
+  return reason
 }
 
 function isObject(value: unknown): value is object {

