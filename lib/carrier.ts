@@ -52,19 +52,27 @@ export interface CarriedTransaction {
 type Slot = { [TRANSACTION_KEY]?: CarriedTransaction }
 type Carrier = { _readableState?: unknown; req?: { _readableState?: unknown } | null }
 
-/**
- * The object that holds a request's keys: the request's readable state; for a response, its
- * request's; for anything else (an object that is neither), the object itself.
- */
+// Every read of a property of `req` or `res` misses V8's caches (each has a map of its own), and a
+// property either lacks is looked for along its whole prototype chain: so a request is asked only
+// for its state, and a response only for its `req`, never for a property it does not have.
+
+/** A request's slot: its readable state, or the request itself when it has none. */
+export function requestSlot(req: object): Slot {
+  const state = (req as Carrier)._readableState
+  return typeof state === 'object' && state !== null ? (state as Slot) : (req as Slot)
+}
+
+/** A response's slot: its request's (`res.req`, set by Node), or the response itself when it has no request. */
+export function responseSlot(res: object): Slot {
+  const req = (res as Carrier).req
+  return typeof req === 'object' && req !== null ? requestSlot(req) : (res as Slot)
+}
+
+/** The slot of any object: a request's, a response's, or the object itself. */
 export function slotOf(carrier: object): Slot {
   const state = (carrier as Carrier)._readableState
   if (typeof state === 'object' && state !== null) return state as Slot
-  const req = (carrier as Carrier).req
-  if (typeof req === 'object' && req !== null) {
-    const requestState = req._readableState
-    if (typeof requestState === 'object' && requestState !== null) return requestState as Slot
-  }
-  return carrier as Slot
+  return responseSlot(carrier)
 }
 
 /** The transaction a request or response carries, if any (of any copy of this protocol). */
@@ -72,10 +80,24 @@ export function carriedTransaction(carrier: object): CarriedTransaction | undefi
   return slotOf(carrier)[TRANSACTION_KEY]
 }
 
-/** Bind the transaction to the request and its response (one store when the response reaches the request's state). */
+/** The transaction a request carries (the request prototypes' hooks and the middleware). */
+export function requestTransaction(req: object): CarriedTransaction | undefined {
+  return requestSlot(req)[TRANSACTION_KEY]
+}
+
+/** The transaction a response carries (the response prototypes' hooks). */
+export function responseTransaction(res: object): CarriedTransaction | undefined {
+  return responseSlot(res)[TRANSACTION_KEY]
+}
+
+/**
+ * Bind the transaction to the request and its response: one store when the response reaches the
+ * request's slot, as it does unless something replaced `res.req` (then a request that slot belongs
+ * to keeps its own transaction).
+ */
 export function carryTransaction(req: object, res: object, tx: CarriedTransaction): void {
-  const slot = slotOf(req)
+  const slot = requestSlot(req)
   slot[TRANSACTION_KEY] = tx
-  const responseSlot = slotOf(res)
-  if (responseSlot !== slot) responseSlot[TRANSACTION_KEY] = tx
+  const other = responseSlot(res)
+  if (other !== slot && other[TRANSACTION_KEY] === undefined) other[TRANSACTION_KEY] = tx
 }

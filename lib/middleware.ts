@@ -1,6 +1,6 @@
 // The request middleware: one web transaction per request, ended exactly once on finish, close, or an upgraded socket's close.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { carriedTransaction, carryTransaction } from './carrier'
+import { carryTransaction, requestTransaction } from './carrier'
 import { NO_ARGUMENTS } from './context/engine'
 import { logAgent } from './debug'
 import { existingFlagState } from './flags'
@@ -16,7 +16,7 @@ export function createMiddleware(sink: TransactionSink, options?: MiddlewareOpti
   const engine = sink.engine
 
   return function expressBackgroundTask(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
-    const existing = carriedTransaction(req)
+    const existing = requestTransaction(req)
     if (existing !== undefined) {
       // Mounted twice, in a sub-app, or by a second agent: the first owns the transaction.
       // Re-enter it (with its own engine) in case a library in between lost the async context.

@@ -1,7 +1,7 @@
 // The prototype hooks: request and response events run inside their transaction, the response's end names and ends it, and req.newrelic.
 import { IncomingMessage, ServerResponse } from 'node:http'
 import type { EventEmitter } from 'node:events'
-import { carriedTransaction, protocolKey, type CarriedTransaction } from './carrier'
+import { protocolKey, requestTransaction, responseTransaction, type CarriedTransaction } from './carrier'
 import { logAgent } from './debug'
 import { REQUEST_FLAGS_ACCESSOR } from './flags'
 
@@ -79,20 +79,20 @@ function hookKind(kind: Kind): void {
   if (accessor?.get !== REQUEST_FLAGS_ACCESSOR.get) Object.defineProperty(request, 'newrelic', REQUEST_FLAGS_ACCESSOR)
   wrap(kind.request, 'emit', (inner) =>
     function emitWithin(this: Emitter): boolean {
-      const tx = carriedTransaction(this)
+      const tx = requestTransaction(this)
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       return emitInTransaction(tx, this, inner(), arguments)
     }
   )
   wrap(kind.response, 'end', (inner) =>
     function endNamed(this: object): unknown {
-      carriedTransaction(this)?.answered()
+      responseTransaction(this)?.answered()
       return Reflect.apply(inner(), this, arguments)
     }
   )
   wrap(kind.response, 'emit', (inner) =>
     function emitResponseWithin(this: Emitter, event: string | symbol): boolean {
-      const tx = carriedTransaction(this)
+      const tx = responseTransaction(this)
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       if (event !== 'finish' && event !== 'close') return emitInTransaction(tx, this, inner(), arguments)
       // The end: `finish`, or `close` when `finish` never came (the client went away: aborted, even
