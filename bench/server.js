@@ -74,8 +74,10 @@ function setupFloor(carrier) {
   const { IncomingMessage, ServerResponse } = require('node:http')
   const storage = new AsyncLocalStorage()
   const STORE = Symbol('store')
-  const slotOf = carrier === 'state' ? (emitter) => emitter._readableState ?? emitter.req?._readableState : (emitter) => emitter
-  for (const proto of [IncomingMessage.prototype, ServerResponse.prototype]) {
+  // as lib/carrier.ts does: a request is asked for its state, a response for its req (never for a property it lacks)
+  const requestSlot = carrier === 'state' ? (req) => req._readableState : (req) => req
+  const responseSlot = carrier === 'state' ? (res) => res.req?._readableState : (res) => res
+  for (const [proto, slotOf] of [[IncomingMessage.prototype, requestSlot], [ServerResponse.prototype, responseSlot]]) {
     const inner = proto.emit
     proto.emit = function floorEmit(event) {
       const store = slotOf(this)?.[STORE]
@@ -86,7 +88,7 @@ function setupFloor(carrier) {
   const app = require('express')()
   app.use(function floorMiddleware(req, res, next) {
     const store = { req }
-    slotOf(req)[STORE] = store
+    requestSlot(req)[STORE] = store
     if (carrier === 'own') res[STORE] = store
     storage.run(store, next)
   })

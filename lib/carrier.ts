@@ -91,13 +91,12 @@ export function responseTransaction(res: object): CarriedTransaction | undefined
 }
 
 /**
- * Bind the transaction to the request and its response: one store when the response reaches the
- * request's slot, as it does unless something replaced `res.req` (then a request that slot belongs
- * to keeps its own transaction).
+ * Bind the transaction to a request (given its slot) and its response: one store when the response
+ * reaches the request's slot, as it does unless something replaced `res.req` (then a request that
+ * slot belongs to keeps its own transaction).
  */
-export function carryTransaction(req: object, res: object, tx: CarriedTransaction): void {
-  const slot = requestSlot(req)
-  slot[TRANSACTION_KEY] = tx
+export function carryTransaction(slot: object, res: object, tx: CarriedTransaction): void {
+  ;(slot as Slot)[TRANSACTION_KEY] = tx
   const other = responseSlot(res)
   if (other !== slot && other[TRANSACTION_KEY] === undefined) other[TRANSACTION_KEY] = tx
 }

@@ -192,6 +192,11 @@ export function flagStateOf(req: object): FlagState {
   return (slot[FLAGS_KEY] ??= new FlagState(req))
 }
 
+/** The flag state in a request's slot (carrier.ts), if `req.newrelic` was ever touched. */
+export function flagStateIn(slot: object): FlagState | undefined {
+  return (slot as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]
+}
+
 /** The request's flag state if `req.newrelic` was ever touched. */
 export function existingFlagState(req: object): FlagState | undefined {
   return (requestSlot(req) as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]

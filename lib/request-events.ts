@@ -40,6 +40,16 @@ export function installRequestHooks(): void {
   for (const kind of kinds) hookKind(kind)
 }
 
+/**
+ * Whether the request's kind is hooked. Node's own requests are asked on their prototype: a lookup
+ * on `req` itself misses V8's caches (Express gives each request a map of its own) and walks the
+ * whole prototype chain.
+ */
+export function isHookedRequest(req: object): boolean {
+  if (req instanceof IncomingMessage) return HOOKED in IncomingMessage.prototype
+  return HOOKED in req || hookKindOf(req)
+}
+
 /** A request of a kind not hooked yet (HTTP/2's compatibility API): hook its kind; false when unknown. */
 export function hookKindOf(req: object): boolean {
   if (!http2Added) {
@@ -102,7 +112,8 @@ function hookKind(kind: Kind): void {
       try {
         return emitInTransaction(tx, this, inner(), arguments)
       } finally {
-        tx.finish(event === 'close' || (this as { writableEnded?: boolean }).writableEnded === false)
+        // `finished` is `writableEnded` (HTTP/1 and HTTP/2 alike), but an own field of an HTTP/1 response, not a getter up its chain
+        tx.finish(event === 'close' || (this as { finished?: boolean }).finished === false)
       }
     }
   )

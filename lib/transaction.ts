@@ -7,7 +7,7 @@ import { publishClassify, publishEnd, endHasSubscribers, publishStart } from './
 import type { ContextEngine } from './context/engine'
 import { TRANSACTION_BRAND } from './context/engine'
 import { describeValue, logTransaction } from './debug'
-import { existingFlagState, parseFlag, type FlagName } from './flags'
+import { flagStateIn, parseFlag, type FlagName } from './flags'
 import { MAX_TRANSACTION_NAMES } from './metrics/aggregator'
 import { webTransactionPath } from './naming'
 import { buildRecord } from './record'
@@ -49,6 +49,8 @@ export class Transaction implements PublicTransaction, CarriedTransaction {
   /** Requests only; released when the transaction ends. */
   req: IncomingMessage | undefined = undefined
   res: ServerResponse | undefined = undefined
+  /** The request's slot (carrier.ts), where its flag state is found without reading `req` again. */
+  slot: object | undefined = undefined
   method: string | undefined = undefined
   /** As the response had it at the end; undefined when the client went away before any headers went out. */
   statusCode: number | undefined = undefined
@@ -76,10 +78,11 @@ export class Transaction implements PublicTransaction, CarriedTransaction {
   }
 
   /** A web transaction for a request. */
-  static forRequest(sink: TransactionSink, req: IncomingMessage, res: ServerResponse): Transaction {
+  static forRequest(sink: TransactionSink, req: IncomingMessage, res: ServerResponse, slot: object): Transaction {
     const tx = new Transaction(sink, TransactionType.WEB)
     tx.req = req
     tx.res = res
+    tx.slot = slot
     tx.method = req.method
     return tx
   }
@@ -116,7 +119,7 @@ export class Transaction implements PublicTransaction, CarriedTransaction {
 
   /** Started, not ended, not ignored. */
   isActive(): boolean {
-    if (this.req !== undefined) existingFlagState(this.req)?.check()
+    if (this.slot !== undefined && this.req !== undefined) flagStateIn(this.slot)?.check()
     return !this.ended && !this.ignored
   }
 
@@ -189,7 +192,7 @@ export class Transaction implements PublicTransaction, CarriedTransaction {
     const res = this.res
     if (req !== undefined && res !== undefined) {
       // the last read of an app's req.newrelic object counts before the end
-      existingFlagState(req)?.release()
+      if (this.slot !== undefined) flagStateIn(this.slot)?.release()
       this.aborted = aborted
       // a client gone before any headers went out got no status: none is recorded
       this.statusCode = aborted && !res.headersSent ? undefined : res.statusCode
@@ -197,6 +200,7 @@ export class Transaction implements PublicTransaction, CarriedTransaction {
       if (!this.ignored) this.answered()
       this.req = undefined
       this.res = undefined
+      this.slot = undefined
     }
     this.ended = true
     if (this.ignored) {
