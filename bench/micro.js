@@ -15,6 +15,18 @@
 // Per place, every case is warmed up, then timed over interleaved rounds of N calls with
 // process.hrtime.bigint(); the table shows the median ns/call over the rounds and the fastest round.
 // The baseline row (an empty function in the same loop) is the cost of the loop itself.
+//
+//   node bench/micro.js --integrations    ns per transaction: the package alone, and with each integration subscribed
+//   node bench/micro.js --integrations --callgrind    the same in instructions per transaction (valgrind; deterministic)
+//
+// Integrations (issue 14): each in its own process, a whole request transaction is run in a loop without a network:
+// a request and response of Node's own classes (no socket), through the middleware, `res.end()`
+// (the name is fixed) and `finish` (the transaction ends, metrics are counted, the channels publish).
+// Rows: the loop with no middleware (what the harness costs), the package alone (nobody subscribed,
+// so no record is built and nothing is published), the package with the Prometheus exporter
+// (prom-client's default registry), and with the OpenTelemetry integration (a MeterProvider with a
+// reader that never exports, no tracing SDK). An integration's cost per transaction is its row minus
+// the package-alone row; the README divides it by bare Express's CPU time per request (npm run bench).
 const { fork } = require('node:child_process')
 const { once } = require('node:events')
 const http = require('node:http')
@@ -241,8 +253,150 @@ function fmt(ns) {
   return ns < 10 ? ns.toFixed(2) : ns.toFixed(1)
 }
 
+
+// ----------------------------------------------------------------------------- integrations
+
+const INTEGRATIONS = [
+  { key: 'loop', label: 'the loop, no middleware (harness)' },
+  { key: 'package', label: 'the package alone (nobody subscribed)' },
+  { key: 'prometheus', label: 'the package + Prometheus exporter' },
+  { key: 'opentelemetry', label: 'the package + OpenTelemetry integration' }
+]
+const TRANSACTIONS = QUICK ? { calls: 20_000, rounds: 5, warmupRounds: 2 } : { calls: 100_000, rounds: 11, warmupRounds: 3 }
+
+/** One child: ns per whole transaction with the given integration. */
+function runIntegration(key) {
+  const { IncomingMessage, ServerResponse } = require('node:http')
+  let middleware = function noMiddleware(req, res, next) { next() }
+  if (key !== 'loop') {
+    const ebt = require('..')
+    if (key === 'prometheus') require('../dist/prometheus').createPrometheusExporter()
+    if (key === 'opentelemetry') {
+      const { MeterProvider, MetricReader } = require('@opentelemetry/sdk-metrics')
+      const api = require('@opentelemetry/api')
+      class NeverExport extends MetricReader {
+        async onForceFlush() {}
+        async onShutdown() {}
+      }
+      api.metrics.setGlobalMeterProvider(new MeterProvider({ readers: [new NeverExport()] }))
+      require('../dist/opentelemetry').instrumentOpenTelemetry()
+    }
+    middleware = ebt.middleware()
+  }
+  function next() {}
+  const urls = ['/items', '/users', '/orders', '/health']
+  let n = 0
+  function oneTransaction() {
+    const req = new IncomingMessage(null)
+    req.method = 'GET'
+    req.url = urls[n++ & 3]
+    const res = new ServerResponse(req)
+    middleware(req, res, next)
+    res.statusCode = 200
+    res.end()
+    // no socket: Node never emits finish by itself here
+    res.emit('finish')
+    return true
+  }
+  const loop = makeLoop()
+  const count = process.argv.indexOf('--count')
+  if (count !== -1) {
+    // under callgrind (--callgrind): a fixed number of transactions after a fixed warm-up, nothing timed
+    loop(oneTransaction, undefined, CALLGRIND.warmup)
+    loop(oneTransaction, undefined, Number(process.argv[count + 1]))
+    return
+  }
+  const { calls, rounds, warmupRounds } = TRANSACTIONS
+  const time = () => {
+    const start = process.hrtime.bigint()
+    loop(oneTransaction, undefined, calls)
+    return Number(process.hrtime.bigint() - start) / calls
+  }
+  for (let round = 0; round < warmupRounds; round++) time()
+  const samples = []
+  for (let round = 0; round < rounds; round++) samples.push(time())
+  process.send({ type: 'results', results: { median: median(samples), min: Math.min(...samples) } }, () => process.disconnect())
+}
+
+/**
+ * Instructions per transaction (--callgrind): each row's child runs twice under callgrind, with
+ * CALLGRIND.short and CALLGRIND.long transactions after the same warm-up; the difference of the
+ * totals over the difference of the counts is what one more transaction costs, start-up excluded.
+ */
+const CALLGRIND = { warmup: 20_000, short: 5_000, long: 25_000 }
+
+async function instructionsPerTransaction(key) {
+  const { execFile } = require('node:child_process')
+  const fs = require('node:fs')
+  const path = require('node:path')
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-micro-callgrind-'))
+  try {
+    const totals = await Promise.all(
+      [CALLGRIND.short, CALLGRIND.long].map(
+        (count) =>
+          new Promise((resolve, reject) => {
+            const out = path.join(dir, `callgrind.out.${count}`)
+            const args = ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--single-threaded', __filename, '--integration', key, '--count', String(count)]
+            execFile('valgrind', args, { maxBuffer: 1 << 24 }, (err) => {
+              if (err) return reject(err)
+              resolve(Number(/^summary:\s+(\d+)/m.exec(fs.readFileSync(out, 'utf8'))[1]))
+            })
+          })
+      )
+    )
+    return (totals[1] - totals[0]) / (CALLGRIND.long - CALLGRIND.short)
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+async function mainIntegrations() {
+  if (process.argv.includes('--callgrind')) {
+    const rows = await Promise.all(INTEGRATIONS.map(async (integration) => ({ ...integration, ir: await instructionsPerTransaction(integration.key) })))
+    const alone = rows.find((row) => row.key === 'package').ir
+    const lines = [
+      `Node ${process.version} --single-threaded; callgrind instructions per transaction: (Ir of ${CALLGRIND.long} − Ir of ${CALLGRIND.short} transactions) ÷ ${CALLGRIND.long - CALLGRIND.short}, after ${CALLGRIND.warmup} of warm-up.`,
+      '',
+      '| Transaction (GET, no socket) | k Ir / transaction | over the package alone |',
+      '| --- | ---: | ---: |'
+    ]
+    for (const row of rows) {
+      const over = row.key === 'prometheus' || row.key === 'opentelemetry' ? `+${((row.ir - alone) / 1000).toFixed(2)}` : '–'
+      lines.push(`| ${row.label} | ${(row.ir / 1000).toFixed(2)} | ${over} |`)
+    }
+    console.log(lines.join('\n'))
+    return
+  }
+  const rows = []
+  for (const integration of INTEGRATIONS) {
+    process.stderr.write(`${integration.key}… `)
+    const child = fork(__filename, ['--integration', integration.key, ...process.argv.slice(2)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+    let results
+    child.on('message', (message) => (results = message.results))
+    const [code] = await once(child, 'exit')
+    if (results === undefined) throw new Error(`the ${integration.key} child exited with ${code} and no results`)
+    rows.push({ ...integration, ...results })
+  }
+  process.stderr.write('\n')
+  const alone = rows.find((row) => row.key === 'package').median
+  const { calls, rounds } = TRANSACTIONS
+  const lines = [
+    `Node ${process.version}, ${os.cpus().length} × ${os.cpus()[0]?.model.trim() ?? 'cpu'}; ${rounds} rounds of ${calls.toLocaleString('en')} transactions per row after warm-up, each row its own process; ns per transaction, median (fastest round).`,
+    '',
+    '| Transaction (GET, no socket) | ns / transaction | over the package alone |',
+    '| --- | ---: | ---: |'
+  ]
+  for (const row of rows) {
+    const over = row.key === 'prometheus' || row.key === 'opentelemetry' ? `+${fmt(row.median - alone)}` : '–'
+    lines.push(`| ${row.label} | ${fmt(row.median)} (${fmt(row.min)}) | ${over} |`)
+  }
+  console.log(lines.join('\n'))
+}
+
 // Last, so every module-level binding above is initialised.
 if (process.argv[2] === '--engine') runEngine(process.argv[3]).catch(fail)
+else if (process.argv[2] === '--integration') runIntegration(process.argv[3])
+else if (process.argv.includes('--integrations')) mainIntegrations().catch(fail)
 else main().catch(fail)
 
 function fail(err) {

@@ -4,7 +4,7 @@
 //   npm run bench                        full run (4 to 8 minutes here, depending on what else runs)
 //   npm run bench -- --quick             a smoke run (under a minute)
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
-//            --only <variant,...>        a subset: bare (the control), als, package, package-cls, package-prometheus, package-dashboard,
+//            --only <variant,...>        a subset: bare (the control), als, floor, floor-state, package, package-cls, package-prometheus, package-dashboard,
 //                                        package-newrelic, package-newrelic-bridge (the agent offline, without/with the bridge), cls-raw,
 //                                        http-context, otel, otel-package-alone, otel-package, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
@@ -39,6 +39,8 @@ const SETTLE_REQUESTS = 300
 const VARIANTS = [
   { key: 'bare', short: 'control', label: 'control: bare Express 5 (vs bare)' },
   { key: 'als', short: 'bare ALS', label: 'bare AsyncLocalStorage middleware' },
+  { key: 'floor', short: 'floor', label: 'floor: bare ALS + one emit wrapper per prototype, keys on req/res' },
+  { key: 'floor-state', short: 'lowered floor', label: "lowered floor: the same, key on the request's readable state" },
   { key: 'package', short: 'package', label: 'express-background-task, default engine, metrics on' },
   { key: 'package-cls', short: 'package cls-hooked', label: "express-background-task, `context: 'cls-hooked'`" },
   { key: 'package-prometheus', short: 'package + Prometheus', label: 'express-background-task + Prometheus exporter (prom-client)' },
@@ -510,9 +512,12 @@ function formatReport(env, rows) {
       const [mine, floor] = [ratioOf(key, route), ratioOf(floorKey, route)]
       return mine === undefined || floor === undefined ? undefined : (mine / floor).toFixed(3)
     })
-    if (parts.every((part) => part !== undefined)) notes.push(`${name} ÷ ${floorName} (sync/async): ${parts.join('/')} (target ${target})`)
+    if (parts.every((part) => part !== undefined)) notes.push(`${name} ÷ ${floorName} (sync/async): ${parts.join('/')}${target ? ` (target ${target})` : ""}`)
   }
-  compare('package', 'als', 'package', 'bare ALS', '≤ 1.02')
+  compare('package', 'floor', 'package', 'floor', '≤ 1.02')
+  compare('floor-state', 'als', 'lowered floor', 'bare ALS', '≤ 1.03')
+  compare('package', 'floor-state', 'package', 'lowered floor', '≤ 1.02')
+  compare('package', 'als', 'package', 'bare ALS', '')
   compare('package-cls', 'cls-raw', 'package cls-hooked', 'cls-hooked ns', '≤ 1.00')
   compare('otel-package', 'otel-package-alone', 'the OpenTelemetry integration', 'OpenTelemetry + package', '≤ 1.03')
   const share = median(env.samples.map((sample) => sample.cpuShare + sample.partner.cpuShare))

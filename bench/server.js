@@ -11,6 +11,8 @@
 const VARIANT_SETUPS = {
   bare: setupBare,
   als: setupAsyncLocalStorage,
+  floor: () => setupFloor('own'),
+  'floor-state': () => setupFloor('state'),
   package: setupPackage,
   'package-cls': setupPackageCls,
   'package-prometheus': setupPackagePrometheus,
@@ -55,6 +57,48 @@ function setupAsyncLocalStorage() {
     app,
     readContext: function alsRead(req) { return storage.getStore()?.req === req },
     reclassify: function alsReclassify() {},
+    report: () => ({})
+  }
+}
+
+/**
+ * The floor of the design (issue 14): the bare AsyncLocalStorage middleware plus one `emit` wrapper
+ * per prototype (request and response) that enters the request's store, for the events somebody
+ * listens to, of the requests that have one. It keeps body parsers and `finish` listeners in the
+ * request's context, which bare ALS does not, and does nothing else: no transaction, no naming, no
+ * metrics. The package's ratio over this row is what its own work costs.
+ *
+ * `carrier` is where the store is kept for the wrapper to find: `own`, a symbol key on `req` and on
+ * `res` (the design before issue 14); `state`, one on the request's readable state, which the
+ * response reaches through `res.req` (the lowered floor: see lib/carrier.ts for why it is cheaper).
+ */
+function setupFloor(carrier) {
+  const { AsyncLocalStorage } = require('node:async_hooks')
+  const { IncomingMessage, ServerResponse } = require('node:http')
+  const storage = new AsyncLocalStorage()
+  const STORE = Symbol('store')
+  // as lib/carrier.ts does: a request is asked for its state, a response for its req (never for a property it lacks)
+  const requestSlot = carrier === 'state' ? (req) => req._readableState : (req) => req
+  const responseSlot = carrier === 'state' ? (res) => res.req?._readableState : (res) => res
+  for (const [proto, slotOf] of [[IncomingMessage.prototype, requestSlot], [ServerResponse.prototype, responseSlot]]) {
+    const inner = proto.emit
+    proto.emit = function floorEmit(event) {
+      const store = slotOf(this)?.[STORE]
+      if (store === undefined || this.listenerCount(event) === 0) return Reflect.apply(inner, this, arguments)
+      return storage.run(store, Reflect.apply, inner, this, arguments)
+    }
+  }
+  const app = require('express')()
+  app.use(function floorMiddleware(req, res, next) {
+    const store = { req }
+    requestSlot(req)[STORE] = store
+    if (carrier === 'own') res[STORE] = store
+    storage.run(store, next)
+  })
+  return {
+    app,
+    readContext: function floorRead(req) { return storage.getStore()?.req === req },
+    reclassify: function floorReclassify() {},
     report: () => ({})
   }
 }
@@ -367,6 +411,10 @@ function runServer(variant) {
       // Sent after the load has stopped and sockets are closed, so every transaction has ended.
       server.closeAllConnections()
       setImmediate(async () => process.send({ type: 'reported', served, ...counts, ...(await handles.report()) }))
+    } else if (message.type === 'gc') {
+      // bench/instructions.js: a full collection right before counting, so no major GC falls into the window by chance
+      global.gc?.()
+      process.send({ type: 'collected' })
     } else if (message.type === 'exit') {
       server.closeAllConnections()
       server.close(() => process.exit(0))

@@ -1,13 +1,13 @@
 // The req.newrelic flags: value parsing, and the per-request state that sees every write, in order.
 //
 // `req.newrelic` is an accessor on the request prototypes (request-events.ts installs it). Its state
-// lives on the request (FLAGS_KEY), never on an object the app puts there: `req.newrelic =
+// lives with the request (FLAGS_KEY, on its readable state: carrier.ts), never on an object the app puts there: `req.newrelic =
 // require('newrelic')` reads back as itself and stays exactly as it was. Such an object cannot be
 // watched without changing it, so it is read when assigned and read again at the moments that
 // order against the helper (a helper call, an activity check, the end); while another request in
 // flight holds the same object, it is read once, when assigned, since a write to it could be
 // either request's.
-import { carriedTransaction, FLAGS_KEY } from './carrier'
+import { FLAGS_KEY, requestSlot, requestTransaction } from './carrier'
 import { describeValue, logFlags } from './debug'
 
 /** The flag names, in the order they are applied when a transaction starts. */
@@ -141,7 +141,7 @@ export class FlagState {
   /** Apply the flags written before the transaction started. */
   applyPending(): void {
     const pending = this.pending
-    const tx = carriedTransaction(this.req)
+    const tx = requestTransaction(this.req)
     if (pending !== undefined && tx !== undefined) {
       this.pending = undefined
       for (let i = 0; i < FLAG_NAMES.length; i++) {
@@ -165,7 +165,7 @@ export class FlagState {
       if (logFlags.enabled) logFlags('ignore %s with unparseable value %s', name, describeValue(value))
       return
     }
-    const tx = carriedTransaction(this.req)
+    const tx = requestTransaction(this.req)
     if (tx === undefined) (this.pending ??= [undefined, undefined, undefined])[FLAG_NAMES.indexOf(name)] = flag
     else if (!tx.ended) tx.applyFlag(name, flag)
   }
@@ -188,13 +188,18 @@ export class FlagState {
 
 /** The request's flag state, made on first use. */
 export function flagStateOf(req: object): FlagState {
-  const carrier = req as { [FLAGS_KEY]?: FlagState }
-  return (carrier[FLAGS_KEY] ??= new FlagState(req))
+  const slot = requestSlot(req) as { [FLAGS_KEY]?: FlagState }
+  return (slot[FLAGS_KEY] ??= new FlagState(req))
+}
+
+/** The flag state in a request's slot (carrier.ts), if `req.newrelic` was ever touched. */
+export function flagStateIn(slot: object): FlagState | undefined {
+  return (slot as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]
 }
 
 /** The request's flag state if `req.newrelic` was ever touched. */
 export function existingFlagState(req: object): FlagState | undefined {
-  return (req as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]
+  return (requestSlot(req) as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]
 }
 
 const STATE = Symbol('state')

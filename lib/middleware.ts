@@ -1,11 +1,11 @@
 // The request middleware: one web transaction per request, ended exactly once on finish, close, or an upgraded socket's close.
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { carriedTransaction, carryTransaction } from './carrier'
+import { carryTransaction, requestSlot, TRANSACTION_KEY, type CarriedTransaction } from './carrier'
 import { NO_ARGUMENTS } from './context/engine'
 import { logAgent } from './debug'
-import { existingFlagState } from './flags'
+import { flagStateIn } from './flags'
 import { parseMiddlewareOptions } from './options'
-import { HOOKED, hookKindOf, installRequestHooks } from './request-events'
+import { installRequestHooks, isHookedRequest } from './request-events'
 import { Transaction, type TransactionSink } from './transaction'
 import type { Middleware, MiddlewareOptions } from './types'
 
@@ -16,22 +16,24 @@ export function createMiddleware(sink: TransactionSink, options?: MiddlewareOpti
   const engine = sink.engine
 
   return function expressBackgroundTask(req: IncomingMessage, res: ServerResponse, next: (err?: unknown) => void): void {
-    const existing = carriedTransaction(req)
+    // the request's slot (carrier.ts), read once: every read of `req` itself misses V8's caches
+    const slot = requestSlot(req) as { [TRANSACTION_KEY]?: CarriedTransaction }
+    const existing = slot[TRANSACTION_KEY]
     if (existing !== undefined) {
       // Mounted twice, in a sub-app, or by a second agent: the first owns the transaction.
       // Re-enter it (with its own engine) in case a library in between lost the async context.
       existing.sink.engine.run(existing as never, next, undefined, NO_ARGUMENTS)
       return
     }
-    if (!(HOOKED in req) && !hookKindOf(req)) {
+    if (!isHookedRequest(req)) {
       if (logAgent.enabled) logAgent('pass a request of an unknown kind through untracked')
       next()
       return
     }
-    const tx = Transaction.forRequest(sink, req, res)
-    carryTransaction(req, res, tx)
+    const tx = Transaction.forRequest(sink, req, res, slot)
+    carryTransaction(slot, res, tx)
     if ((req as { upgrade?: boolean }).upgrade === true) endWithSocket(tx, req)
-    existingFlagState(req)?.applyPending()
+    flagStateIn(slot)?.applyPending()
     tx.start()
     if (logAgent.enabled) logAgent('start transaction %s for %s', tx.id, req.method)
     engine.run(tx, next, undefined, NO_ARGUMENTS)

@@ -1,7 +1,7 @@
 // The prototype hooks: request and response events run inside their transaction, the response's end names and ends it, and req.newrelic.
 import { IncomingMessage, ServerResponse } from 'node:http'
 import type { EventEmitter } from 'node:events'
-import { carriedTransaction, protocolKey, type CarriedTransaction } from './carrier'
+import { protocolKey, requestTransaction, responseTransaction, type CarriedTransaction } from './carrier'
 import { logAgent } from './debug'
 import { REQUEST_FLAGS_ACCESSOR } from './flags'
 
@@ -38,6 +38,16 @@ let http2Added = false
  */
 export function installRequestHooks(): void {
   for (const kind of kinds) hookKind(kind)
+}
+
+/**
+ * Whether the request's kind is hooked. Node's own requests are asked on their prototype: a lookup
+ * on `req` itself misses V8's caches (Express gives each request a map of its own) and walks the
+ * whole prototype chain.
+ */
+export function isHookedRequest(req: object): boolean {
+  if (req instanceof IncomingMessage) return HOOKED in IncomingMessage.prototype
+  return HOOKED in req || hookKindOf(req)
 }
 
 /** A request of a kind not hooked yet (HTTP/2's compatibility API): hook its kind; false when unknown. */
@@ -79,20 +89,20 @@ function hookKind(kind: Kind): void {
   if (accessor?.get !== REQUEST_FLAGS_ACCESSOR.get) Object.defineProperty(request, 'newrelic', REQUEST_FLAGS_ACCESSOR)
   wrap(kind.request, 'emit', (inner) =>
     function emitWithin(this: Emitter): boolean {
-      const tx = carriedTransaction(this)
+      const tx = requestTransaction(this)
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       return emitInTransaction(tx, this, inner(), arguments)
     }
   )
   wrap(kind.response, 'end', (inner) =>
     function endNamed(this: object): unknown {
-      carriedTransaction(this)?.answered()
+      responseTransaction(this)?.answered()
       return Reflect.apply(inner(), this, arguments)
     }
   )
   wrap(kind.response, 'emit', (inner) =>
     function emitResponseWithin(this: Emitter, event: string | symbol): boolean {
-      const tx = carriedTransaction(this)
+      const tx = responseTransaction(this)
       if (tx === undefined) return Reflect.apply(inner(), this, arguments) as boolean
       if (event !== 'finish' && event !== 'close') return emitInTransaction(tx, this, inner(), arguments)
       // The end: `finish`, or `close` when `finish` never came (the client went away: aborted, even
@@ -102,7 +112,8 @@ function hookKind(kind: Kind): void {
       try {
         return emitInTransaction(tx, this, inner(), arguments)
       } finally {
-        tx.finish(event === 'close' || (this as { writableEnded?: boolean }).writableEnded === false)
+        // `finished` is `writableEnded` (HTTP/1 and HTTP/2 alike), but an own field of an HTTP/1 response, not a getter up its chain
+        tx.finish(event === 'close' || (this as { finished?: boolean }).finished === false)
       }
     }
   )
