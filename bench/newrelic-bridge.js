@@ -1,19 +1,24 @@
 'use strict'
 // What bridgeNewRelic() adds per request on top of the New Relic agent and this package, counted in
-// CPU instructions (valgrind's callgrind), which the load of a shared machine does not move the way it
-// moves CPU time (`npm run bench` rows package-newrelic / package-newrelic-bridge measure CPU time).
+// CPU instructions (valgrind's callgrind) rather than CPU time (`npm run bench` rows package-newrelic /
+// package-newrelic-bridge measure CPU time). Caveat, measured: the agent's own periodic work (its
+// timers) runs per second of wall time, and under valgrind on a loaded machine a window's wall time
+// varies, so windows of one arm still differ by up to ±20%; read the median difference against that
+// range (a difference inside it is not resolved).
 //
-//   node bench/newrelic-bridge.js [--requests 1000] [--warmup 4000] [--runs 1] [--arms bare,agent,bridge] [--mix mixed|web]
+//   node bench/newrelic-bridge.js [--windows 12] [--requests 300] [--warmup 3000] [--mix mixed|web]
 //
-// Per arm, the server (Express 5 + the package's middleware under agent 13, connected to the local
-// HTTPS collector of the tests with harvests an hour apart, so no harvest and no reconnect falls in a
-// run; --mix mixed marks half the requests background, --mix web none: then New Relic does the same
-// work in both arms and the difference is the bridge's own bookkeeping) runs under callgrind
-// with `node --single-threaded` (no concurrent compiler or GC threads), twice: after the same warmup it
-// serves 0 more requests, then `--requests` more, one at a time over a keep-alive connection from this
-// process (not counted). Instructions per request = (Ir(warmup + requests) - Ir(warmup)) / requests:
-// startup and warmup cancel. Arms: bare Express 5 (no agent, no package), the agent + the package, and
-// the same + the bridge. Needs valgrind.
+// One server runs under callgrind with `node --single-threaded` (no concurrent compiler or GC
+// threads): Express 5 + the package's middleware under agent 13, connected to the local HTTPS
+// collector of the tests with harvests an hour apart (no harvest, no reconnect during the run).
+// --mix mixed marks half the requests background; --mix web none (New Relic then does the same work
+// with and without the bridge, and the difference is the bridge's own bookkeeping). This process
+// sends the requests one at a time over a keep-alive connection (not counted). After a warmup that
+// runs both ways, the bridge is started and stopped in the same process between windows (ABBA
+// order); per window the counters are zeroed (`callgrind_control -z`), `--requests` requests are
+// served and the instructions read (`callgrind_control -e`), after a full GC (`--expose-gc`) so no
+// major collection left over from the window before lands in it. Same process, same heap, same JIT
+// state: what differs between windows is the bridge. Medians per arm. Needs valgrind.
 const { spawn, spawnSync } = require('node:child_process')
 const fs = require('node:fs')
 const http = require('node:http')
@@ -22,11 +27,6 @@ const path = require('node:path')
 const { parseArgs } = require('node:util')
 const { startCollector } = require('../test/fixtures/newrelic-collector')
 
-const ARMS = [
-  { key: 'bare', label: 'bare Express 5 (no agent, no package)' },
-  { key: 'agent', label: 'agent 13 + express-background-task' },
-  { key: 'bridge', label: 'agent 13 + express-background-task + bridgeNewRelic()' }
-]
 const NEW_RELIC_ENV = {
   NEW_RELIC_LICENSE_KEY: '0000000000000000000000000000000000000000',
   NEW_RELIC_APP_NAME: 'express-background-task bridge bench',
@@ -41,24 +41,35 @@ const HARVEST_AN_HOUR_APART = {
 
 // ------------------------------------------------------------------------------------- the server
 
-function runServer(arm) {
-  if (arm !== 'bare') require('newrelic')
+function runServer() {
+  require('newrelic')
   const express = require('express')
+  const ebt = require('express-background-task')
+  const { bridgeNewRelic } = require('express-background-task/newrelic')
+  let bridge
   const app = express()
-  let ebt
-  if (arm !== 'bare') {
-    ebt = require('express-background-task')
-    if (arm === 'bridge') {
-      const bridge = require('express-background-task/newrelic').bridgeNewRelic()
+  // before the middleware: the switch itself is no transaction
+  app.get('/__bridge/:state', function toggle(req, res) {
+    if (req.params.state === 'on' && bridge === undefined) {
+      bridge = bridgeNewRelic()
       if (!bridge.active) throw new Error(`the bridge is inactive: ${bridge.reason}`)
+    } else if (req.params.state === 'off' && bridge !== undefined) {
+      bridge.stop()
+      bridge = undefined
     }
-    app.use(ebt.middleware())
-  }
+    res.send(req.params.state)
+  })
+  // a full collection before each window, so a major GC left over from the last one does not land in it
+  app.get('/__gc', function collect(req, res) {
+    globalThis.gc()
+    res.send('collected')
+  })
+  app.use(ebt.middleware())
   app.get('/web/:id', function web(req, res) {
     res.send('web')
   })
   app.get('/background/:id', function background(req, res) {
-    ebt?.setBackgroundTask()
+    ebt.setBackgroundTask()
     res.send('background')
   })
   const server = app.listen(0, '127.0.0.1', () => process.stdout.write(`listening ${server.address().port}\n`))
@@ -67,85 +78,104 @@ function runServer(arm) {
 
 // ------------------------------------------------------------------------------------- the driver
 
-/** Send `count` requests, one at a time, alternating web and background (mix `mixed`) or all web. */
-async function send(port, agent, count, mix) {
-  for (let i = 0; i < count; i++) {
-    const route = mix === 'web' || i % 2 === 0 ? 'web' : 'background'
-    await new Promise((resolve, reject) => {
-      http.get({ host: '127.0.0.1', port, path: `/${route}/${i}`, agent }, (res) => {
-        res.resume()
-        res.on('end', resolve)
-      }).on('error', reject)
-    })
-  }
+function get(port, agent, urlPath) {
+  return new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: urlPath, agent }, (res) => {
+      res.resume()
+      res.on('end', resolve)
+    }).on('error', reject)
+  })
 }
 
-/** One server under callgrind: warmup, then `requests` more; resolves the instructions it executed in total. */
-async function countInstructions({ arm, warmup, requests, mix, collector }) {
-  const out = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-nr-bench-')), 'callgrind.out')
-  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${out}`, process.execPath, '--single-threaded', __filename, '--server', arm], {
+/** callgrind_control on the server; resolves its output. */
+function control(pid, flag) {
+  const run = spawnSync('callgrind_control', [flag, String(pid)], { encoding: 'utf8' })
+  if (run.status !== 0) throw new Error(`callgrind_control ${flag} failed: ${run.stderr}`)
+  return run.stdout
+}
+
+/** Instructions since the last zero, summed over the server's threads. */
+function instructions(pid) {
+  let total = 0
+  for (const match of control(pid, '-e').matchAll(/^\s*Th \d+\s+([\d,]+)\s*$/gm)) total += Number(match[1].replaceAll(',', ''))
+  return total
+}
+
+async function main() {
+  const { values } = parseArgs({
+    options: {
+      windows: { type: 'string', default: '12' },
+      requests: { type: 'string', default: '300' },
+      warmup: { type: 'string', default: '3000' },
+      mix: { type: 'string', default: 'mixed' }
+    }
+  })
+  const [windows, requests, warmup] = [values.windows, values.requests, values.warmup].map(Number)
+  const mix = values.mix
+  if (mix !== 'mixed' && mix !== 'web') throw new Error(`--mix is mixed or web, got ${mix}`)
+  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind is not installed')
+  const collector = await startCollector({ connectSettings: HARVEST_AN_HOUR_APART })
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-nr-bench-'))
+  const child = spawn('valgrind', ['--tool=callgrind', `--callgrind-out-file=${path.join(dir, 'callgrind.out')}`, process.execPath, '--single-threaded', '--expose-gc', __filename, '--server'], {
     cwd: path.join(__dirname, '..'),
     env: { ...process.env, ...NEW_RELIC_ENV, ...collector.env },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk) => { stderr = (stderr + chunk).slice(-4000) })
-  const port = await new Promise((resolve, reject) => {
-    let stdout = ''
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      stdout += chunk
-      const match = /listening (\d+)/.exec(stdout)
-      if (match !== null) resolve(Number(match[1]))
+  try {
+    const port = await new Promise((resolve, reject) => {
+      let stdout = ''
+      child.stdout.setEncoding('utf8').on('data', (chunk) => {
+        stdout += chunk
+        const match = /listening (\d+)/.exec(stdout)
+        if (match !== null) resolve(Number(match[1]))
+      })
+      child.on('exit', (code) => reject(new Error(`the server exited (${code}):\n${stderr}`)))
     })
-    child.on('exit', (code) => reject(new Error(`the ${arm} server exited (${code}):\n${stderr}`)))
-  })
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
-  await send(port, agent, warmup + requests, mix)
-  agent.destroy()
-  const exited = new Promise((resolve) => child.on('exit', resolve))
-  child.kill('SIGTERM')
-  await exited
-  const summary = /^(?:summary|totals): (\d+)/m.exec(fs.readFileSync(out, 'utf8'))
-  fs.rmSync(path.dirname(out), { recursive: true, force: true })
-  if (summary === null) throw new Error(`no callgrind summary for ${arm}:\n${stderr}`)
-  return Number(summary[1])
-}
-
-async function main() {
-  const { values } = parseArgs({ options: { requests: { type: 'string', default: '1000' }, warmup: { type: 'string', default: '4000' }, runs: { type: 'string', default: '1' }, arms: { type: 'string', default: 'bare,agent,bridge' }, mix: { type: 'string', default: 'mixed' } } })
-  const requests = Number(values.requests)
-  const warmup = Number(values.warmup)
-  const runs = Number(values.runs)
-  if (spawnSync('valgrind', ['--version']).status !== 0) throw new Error('valgrind is not installed')
-  const mix = values.mix
-  if (mix !== 'mixed' && mix !== 'web') throw new Error(`--mix is mixed or web, got ${mix}`)
-  const collector = await startCollector({ connectSettings: HARVEST_AN_HOUR_APART })
-  console.log(`callgrind, node ${process.version} --single-threaded, newrelic ${require('newrelic/package.json').version}, express ${require('express/package.json').version}; ${warmup} warmup + ${requests} measured requests per run, ${runs} run(s) per arm, requests ${mix === 'web' ? 'all web' : 'half marked background'}`)
-  const perRequest = {}
-  for (let run = 0; run < runs; run++) {
-    for (const arm of ARMS.filter((arm) => values.arms.split(',').includes(arm.key))) {
-      const [base, loaded] = await Promise.all([0, requests].map((extra) => countInstructions({ arm: arm.key, warmup, requests: extra, mix, collector })))
-      const value = (loaded - base) / requests
-      ;(perRequest[arm.key] ??= []).push(value)
-      console.log(`  run ${run + 1} ${arm.key.padEnd(6)} ${Math.round(value)} instructions/request`)
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+    const send = async (count) => {
+      for (let i = 0; i < count; i++) await get(port, agent, `/${mix === 'web' || i % 2 === 0 ? 'web' : 'background'}/${i}`)
     }
+    console.log(`callgrind, node ${process.version} --single-threaded, newrelic ${require('newrelic/package.json').version}, express ${require('express/package.json').version}; ${warmup} warmup requests (both ways), then ${windows} windows of ${requests} requests (ABBA), requests ${mix === 'web' ? 'all web' : 'half marked background'}`)
+    for (let done = 0; done < warmup; done += 500) {
+      await get(port, agent, `/__bridge/${(done / 500) % 2 === 0 ? 'on' : 'off'}`)
+      await send(Math.min(500, warmup - done))
+    }
+    const perRequest = { off: [], on: [] }
+    for (let window = 0; window < windows; window++) {
+      const state = [0, 3].includes(window % 4) ? 'off' : 'on'
+      await get(port, agent, `/__bridge/${state}`)
+      await send(20) // settle: transactions of the other state end
+      await get(port, agent, '/__gc')
+      control(child.pid, '-z')
+      await send(requests)
+      const value = instructions(child.pid) / requests
+      perRequest[state].push(value)
+      console.log(`  window ${String(window + 1).padStart(2)} bridge ${state.padEnd(3)} ${Math.round(value)} instructions/request`)
+    }
+    agent.destroy()
+    const median = (list) => {
+      const sorted = [...list].sort((a, b) => a - b)
+      const middle = sorted.length / 2
+      return sorted.length % 2 === 1 ? sorted[Math.floor(middle)] : (sorted[middle - 1] + sorted[middle]) / 2
+    }
+    const off = median(perRequest.off)
+    const on = median(perRequest.on)
+    const spread = (list) => `${Math.round(Math.min(...list)).toLocaleString('en')}–${Math.round(Math.max(...list)).toLocaleString('en')}`
+    console.log('\n| Arm | Instructions / request (median) | range over windows | vs agent + package |')
+    console.log('| --- | ---: | ---: | ---: |')
+    console.log(`| agent 13 + express-background-task | ${Math.round(off).toLocaleString('en')} | ${spread(perRequest.off)} | 1.000 |`)
+    console.log(`| agent 13 + express-background-task + bridgeNewRelic() | ${Math.round(on).toLocaleString('en')} | ${spread(perRequest.on)} | ${(on / off).toFixed(3)} |`)
+    console.log(`\nthe bridge adds ${Math.round(on - off).toLocaleString('en')} instructions per request: ${(((on - off) / off) * 100).toFixed(2)}% of the agent + package`)
+  } finally {
+    child.kill('SIGTERM')
+    await collector.close()
+    fs.rmSync(dir, { recursive: true, force: true })
   }
-  const median = (list) => [...list].sort((a, b) => a - b)[Math.floor(list.length / 2)]
-  await collector.close()
-  if (perRequest.agent === undefined || perRequest.bridge === undefined) return
-  const agent = median(perRequest.agent)
-  const bridge = median(perRequest.bridge)
-  console.log('\n| Arm | Instructions / request | vs agent + package |')
-  console.log('| --- | ---: | ---: |')
-  for (const arm of ARMS.filter((arm) => perRequest[arm.key] !== undefined)) {
-    const value = median(perRequest[arm.key])
-    const vs = arm.key === 'bare' ? '' : arm.key === 'agent' ? '1.000' : (value / agent).toFixed(3)
-    console.log(`| ${arm.label} | ${Math.round(value).toLocaleString('en')} | ${vs} |`)
-  }
-  console.log(`\nthe bridge adds ${Math.round(bridge - agent).toLocaleString('en')} instructions per request: ${(((bridge - agent) / agent) * 100).toFixed(2)}% of the agent + package`)
 }
 
-if (process.argv[2] === '--server') runServer(process.argv[3])
+if (process.argv[2] === '--server') runServer()
 else main().catch((err) => {
   console.error(err)
   process.exit(1)
