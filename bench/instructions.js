@@ -1,7 +1,7 @@
 'use strict'
 // Instruction counts per request (valgrind --tool=callgrind) of bench/server.js variants: deterministic where CPU time is not.
 //
-//   npm run bench:instructions                               package, floor, als, bare on both routes
+//   npm run bench:instructions                               bare, bare ALS, both floors and the package, both routes
 //   npm run bench:instructions -- --only package,floor --route sync --requests 2000 --warmup 1500
 //   options: --node <binary>   --only <variant,...>   --route sync|async|sync,async
 //            --requests <n measured>   --warmup <n before counting>   --connections <n in flight>
@@ -25,7 +25,7 @@ const { parseArgs } = require('node:util')
 const { values } = parseArgs({
   options: {
     node: { type: 'string', default: process.execPath },
-    only: { type: 'string', default: 'bare,als,floor,package' },
+    only: { type: 'string', default: 'bare,als,floor,floor-state,package' },
     route: { type: 'string', default: 'sync,async' },
     requests: { type: 'string', default: '2000' },
     warmup: { type: 'string', default: '1500' },
