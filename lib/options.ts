@@ -135,7 +135,8 @@ function parseContext(context: unknown): AgentConfig['context'] {
   )
 }
 
-function assertOptionsObject<K extends string>(
+/** Read an options object once into a plain one, checking its keys. @throws {OptionError} `ERR_EBT_OPTIONS_TYPE`, `ERR_EBT_UNKNOWN_OPTION` */
+export function assertOptionsObject<K extends string>(
   passed: unknown,
   where: string,
   allowed: readonly K[]

@@ -2,7 +2,7 @@
 import cluster from 'node:cluster'
 import { inspect } from 'node:util'
 import { ErrorCode, type Agent } from '../index'
-import { OptionError } from '../options'
+import { assertOptionsObject, OptionError } from '../options'
 import type { DashboardOptions, ReportToPrimaryOptions } from './types'
 
 /** Dashboard options after validation. */
@@ -18,7 +18,7 @@ const AGENT_METHODS = ['middleware', 'backgroundTask', 'onTransactionEnd'] as co
 
 /** @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
 export function parseDashboardOptions(passed: Readonly<DashboardOptions> | undefined): DashboardConfig {
-  const options = readOptions(passed, 'dashboard', DASHBOARD_KEYS)
+  const options = assertOptionsObject(passed, 'dashboard', DASHBOARD_KEYS)
   const { authorize } = options
   if (authorize !== undefined && typeof authorize !== 'function') {
     throw new OptionError(ErrorCode.OPTIONS_TYPE, `dashboard option authorize must be a function (req) => boolean, got ${shown(authorize)}`)
@@ -41,24 +41,8 @@ export function parseDashboardOptions(passed: Readonly<DashboardOptions> | undef
 
 /** @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
 export function parseReportOptions(passed: Readonly<ReportToPrimaryOptions> | undefined): { agent: Agent | undefined } {
-  const options = readOptions(passed, 'reportToPrimary', REPORT_KEYS)
+  const options = assertOptionsObject(passed, 'reportToPrimary', REPORT_KEYS)
   return { agent: parseAgent(options.agent, 'reportToPrimary') }
-}
-
-function readOptions<K extends string>(passed: unknown, where: string, allowed: readonly K[]): { readonly [key in K]?: unknown } {
-  if (passed === undefined) return {}
-  if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
-    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} options must be an object, got ${shown(passed)}`)
-  }
-  const read: Record<string, unknown> = {}
-  for (const key of Object.keys(passed)) {
-    const value = (passed as Record<string, unknown>)[key]
-    if ((allowed as readonly string[]).includes(key)) read[key] = value
-    else if (value !== undefined) {
-      throw new OptionError(ErrorCode.UNKNOWN_OPTION, `unknown ${where} option ${shown(key)} (allowed: ${allowed.join(', ')})`)
-    }
-  }
-  return read as { readonly [key in K]?: unknown }
 }
 
 // Duck-typed: an agent of another installed copy of the package is an agent too.

@@ -1,6 +1,6 @@
 // Bridge options: validation at the call, with coded TypeErrors.
 import { inspect } from 'node:util'
-import { ErrorCode, OptionError } from '../options'
+import { assertOptionsObject, ErrorCode, OptionError } from '../options'
 import type { Agent } from '../types'
 import type { NewRelicBridgeOptions } from './types'
 
@@ -16,16 +16,7 @@ const AGENT_METHODS = ['middleware', 'backgroundTask', 'onTransactionEnd'] as co
 
 /** Validate the bridge's options once. @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
 export function parseBridgeOptions(passed: Readonly<NewRelicBridgeOptions> | undefined): BridgeConfig {
-  if (passed === undefined) return { agent: undefined, newrelic: undefined }
-  if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
-    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${WHERE} options must be an object, got ${inspect(passed)}`)
-  }
-  for (const key of Object.keys(passed)) {
-    if ((OPTION_KEYS as readonly string[]).includes(key)) continue
-    if ((passed as Record<string, unknown>)[key] === undefined) continue
-    throw new OptionError(ErrorCode.UNKNOWN_OPTION, `unknown ${WHERE} option ${inspect(key)} (allowed: ${OPTION_KEYS.join(', ')})`)
-  }
-  const { agent, newrelic } = passed as { agent?: unknown; newrelic?: unknown }
+  const { agent, newrelic } = assertOptionsObject(passed, WHERE, OPTION_KEYS)
   if (agent !== undefined && !isAgent(agent)) {
     throw new OptionError(ErrorCode.OPTIONS_TYPE, `${WHERE} option agent must be an agent from createAgent(), got ${inspect(agent, { depth: 0 })}`)
   }

@@ -2,7 +2,7 @@
 import { inspect } from 'node:util'
 import type { MeterProvider, TracerProvider } from '@opentelemetry/api'
 import { ErrorCode } from '../index'
-import { OptionError } from '../options'
+import { assertOptionsObject, OptionError } from '../options'
 import type { Agent } from '../types'
 import type { OpenTelemetryOptions } from './types'
 
@@ -17,18 +17,7 @@ export interface OpenTelemetryConfig {
 
 /** Validate the options of instrumentOpenTelemetry(). @throws {OptionError} `ERR_EBT_OPTIONS_TYPE`, `ERR_EBT_UNKNOWN_OPTION` */
 export function parseOpenTelemetryOptions(passed: Readonly<OpenTelemetryOptions> | undefined): OpenTelemetryConfig {
-  if (passed === undefined) return { meterProvider: undefined, tracerProvider: undefined, agent: undefined }
-  if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
-    throw new OptionError(ErrorCode.OPTIONS_TYPE, `instrumentOpenTelemetry options must be an object, got ${inspect(passed)}`)
-  }
-  for (const key of Object.keys(passed)) {
-    if ((OPTION_KEYS as readonly string[]).includes(key) || (passed as Record<string, unknown>)[key] === undefined) continue
-    throw new OptionError(
-      ErrorCode.UNKNOWN_OPTION,
-      `unknown instrumentOpenTelemetry option ${inspect(key)} (allowed: ${OPTION_KEYS.join(', ')})`
-    )
-  }
-  const { meterProvider, tracerProvider, agent } = passed as Record<string, unknown>
+  const { meterProvider, tracerProvider, agent } = assertOptionsObject(passed, 'instrumentOpenTelemetry', OPTION_KEYS)
   if (meterProvider !== undefined && !hasMethods(meterProvider, ['getMeter'])) {
     throw new OptionError(
       ErrorCode.OPTIONS_TYPE,

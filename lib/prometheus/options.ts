@@ -1,7 +1,7 @@
 // Exporter options: defaults and validation at construction, with coded TypeErrors.
 import { inspect } from 'node:util'
 import { ErrorCode, type Agent } from '../index'
-import { OptionError } from '../options'
+import { assertOptionsObject, OptionError } from '../options'
 import { DEFAULT_APDEX_T, DEFAULT_BACKGROUND_BUCKETS, DEFAULT_WEB_BUCKETS } from './constants'
 import { promClient } from './prom-client'
 import type { PrometheusExporterOptions, PrometheusRegistry } from './types'
@@ -27,7 +27,7 @@ const AGENT_METHODS = ['middleware', 'backgroundTask', 'onTransactionEnd', 'metr
 
 /** Validate the exporter's options once. @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
 export function parseExporterOptions(passed: Readonly<PrometheusExporterOptions> | undefined): ExporterConfig {
-  const options = assertOptionsObject(passed)
+  const options = assertOptionsObject(passed, WHERE, OPTION_KEYS)
   const agent = options.agent === undefined ? undefined : parseAgent(options.agent)
   const apdexT = agent === undefined ? DEFAULT_APDEX_T : agent.apdexT
   const webBuckets = parseBuckets(options.webBuckets, 'webBuckets', DEFAULT_WEB_BUCKETS)
@@ -40,19 +40,6 @@ export function parseExporterOptions(passed: Readonly<PrometheusExporterOptions>
     webBuckets: sortedUnique([...webBuckets, apdexT, 4 * apdexT]),
     backgroundBuckets: sortedUnique(parseBuckets(options.backgroundBuckets, 'backgroundBuckets', DEFAULT_BACKGROUND_BUCKETS))
   }
-}
-
-function assertOptionsObject(passed: unknown): { readonly [key in (typeof OPTION_KEYS)[number]]?: unknown } {
-  if (passed === undefined) return {}
-  if (typeof passed !== 'object' || passed === null || Array.isArray(passed)) {
-    throw new OptionError(ErrorCode.OPTIONS_TYPE, `${WHERE} options must be an object, got ${inspect(passed)}`)
-  }
-  for (const key of Object.keys(passed)) {
-    if ((OPTION_KEYS as readonly string[]).includes(key)) continue
-    if ((passed as Record<string, unknown>)[key] === undefined) continue
-    throw new OptionError(ErrorCode.UNKNOWN_OPTION, `unknown ${WHERE} option ${inspect(key)} (allowed: ${OPTION_KEYS.join(', ')})`)
-  }
-  return passed
 }
 
 // Duck-typed rather than instanceof: an app with two copies of prom-client still passes its own registry.
