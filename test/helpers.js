@@ -109,4 +109,18 @@ function spawnNode(file, env = {}) {
   return { child, exited, waitFor, stdout: () => stdout, output: () => ({ stdout, stderr }) }
 }
 
-module.exports = { ebt, FRAMEWORKS, ENGINES, recordingAgent, listen, request, delay, spawnNode }
+/** An executable called `name` on PATH (then in `extraDirs`), else undefined. */
+function findExecutable(name, extraDirs = []) {
+  const fs = require('node:fs')
+  const path = require('node:path')
+  for (const dir of [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), ...extraDirs]) {
+    const file = path.join(dir, name)
+    try {
+      fs.accessSync(file, fs.constants.X_OK)
+      if (fs.statSync(file).isFile()) return file
+    } catch {}
+  }
+  return undefined
+}
+
+module.exports = { ebt, FRAMEWORKS, ENGINES, recordingAgent, listen, request, delay, spawnNode, findExecutable }

@@ -17,7 +17,7 @@ const http = require('node:http')
 const { setTimeout: sleep } = require('node:timers/promises')
 const express = require('express')
 const { chromium } = require('playwright-core')
-const { ebt, listen, request, delay } = require('../helpers')
+const { ebt, listen, request, delay, findExecutable } = require('../helpers')
 const { dashboard } = require('express-background-task/dashboard')
 
 const TIMEOUT_MS = 120_000
@@ -28,20 +28,7 @@ const README_IMAGE = path.join(__dirname, '..', '..', 'docs', 'dashboard.png')
 const MOUNT = '/_background'
 const APDEX_T = 0.1
 
-/** Debian's chromium on PATH (or where Debian puts it), else undefined. */
-function findChromium() {
-  const dirs = [...(process.env.PATH ?? '').split(path.delimiter).filter(Boolean), '/usr/bin']
-  for (const dir of dirs) {
-    const file = path.join(dir, 'chromium')
-    try {
-      fs.accessSync(file, fs.constants.X_OK)
-      if (fs.statSync(file).isFile()) return file
-    } catch {}
-  }
-  return undefined
-}
-
-const CHROMIUM = findChromium()
+const CHROMIUM = findExecutable('chromium', ['/usr/bin']) // Debian's, also where PATH lacks /usr/bin
 const MISSING = CHROMIUM === undefined ? `no chromium on PATH: ${INSTALL}` : undefined
 if (MISSING !== undefined && process.env.CI !== 'true') console.log(`# skipping the dashboard browser test: ${MISSING}`)
 
