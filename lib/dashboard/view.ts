@@ -72,10 +72,10 @@ export function computeView(sources: ViewSources, windowMinutes: DashboardWindow
     series.webRpm.push(round(pointWeb.count * perMinute))
     series.backgroundRpm.push(round(pointBackground.count * perMinute))
     const [p50, p95, p99] = percentiles(pointWeb)
-    series.p50Ms.push(p50)
-    series.p95Ms.push(p95)
-    series.p99Ms.push(p99)
-    series.asWebP95Ms.push(percentiles(pointAsWeb)[1])
+    series.p50Ms.push(roundOrNull(p50))
+    series.p95Ms.push(roundOrNull(p95))
+    series.p99Ms.push(roundOrNull(p99))
+    series.asWebP95Ms.push(roundOrNull(percentiles(pointAsWeb)[1]))
     series.apdex.push(roundOrNull(pointWeb.apdexScore()))
     series.asWebApdex.push(roundOrNull(pointAsWeb.apdexScore()))
     series.webErrorRate.push(pointWeb.count === 0 ? null : round(pointWeb.errors / pointWeb.count))
@@ -96,12 +96,12 @@ export function computeView(sources: ViewSources, windowMinutes: DashboardWindow
       .map(([name, { stats }]) => ({
         name,
         count: stats.count,
-        rpm: round(stats.count / windowMinutes),
-        meanMs: round(stats.sum / stats.count),
+        rpm: stats.count / windowMinutes,
+        meanMs: stats.sum / stats.count,
         p95Ms: percentiles(stats)[1] as number,
-        maxMs: round(stats.max),
-        errorRate: round(stats.errors / stats.count),
-        apdex: webNames ? roundOrNull(stats.apdexScore()) : null,
+        maxMs: stats.max,
+        errorRate: stats.errors / stats.count,
+        apdex: webNames ? stats.apdexScore() : null,
         open: open.get(`${webNames ? 'web' : 'background'} ${name}`) ?? 0
       }))
   return {
@@ -124,14 +124,14 @@ function figures(stats: Stats, windowMinutes: number, web: boolean): DashboardFi
   const empty = stats.count === 0
   return {
     count: stats.count,
-    rpm: round(stats.count / windowMinutes),
-    meanMs: empty ? null : round(stats.sum / stats.count),
+    rpm: stats.count / windowMinutes,
+    meanMs: empty ? null : stats.sum / stats.count,
     p50Ms,
     p95Ms,
     p99Ms,
-    maxMs: empty ? null : round(stats.max),
-    errorRate: empty ? null : round(stats.errors / stats.count),
-    apdex: web ? roundOrNull(stats.apdexScore()) : null,
+    maxMs: empty ? null : stats.max,
+    errorRate: empty ? null : stats.errors / stats.count,
+    apdex: web ? stats.apdexScore() : null,
     satisfying: stats.satisfying,
     tolerating: stats.tolerating,
     frustrating: stats.frustrating
@@ -141,10 +141,13 @@ function figures(stats: Stats, windowMinutes: number, web: boolean): DashboardFi
 function percentiles(stats: Stats): [number | null, number | null, number | null] {
   if (stats.count === 0) return [null, null, null]
   const [p50, p95, p99] = stats.durations.quantiles(PERCENTILES, stats.count, stats.min, stats.max)
-  return [round(p50), round(p95), round(p99)]
+  return [p50, p95, p99]
 }
 
-/** Three decimals (microseconds, or a rate to 0.1%): enough for the page, a third of the JSON. */
+/**
+ * Three decimals for the series (microseconds, or a rate to 0.1%): enough for a chart, a third of
+ * the JSON. Never for a figure shown as text: rounded again by the page, 0.8049 would read 0.81.
+ */
 function round(n: number): number {
   return Math.round(n * 1000) / 1000
 }
