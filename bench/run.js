@@ -5,7 +5,8 @@
 //   npm run bench -- --quick             a smoke run (under a minute)
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
 //            --only <variant,...>        a subset: bare (the control), als, floor, floor-state, package, package-cls, package-prometheus, package-dashboard,
-//                                        package-newrelic, package-newrelic-bridge (the agent offline, without/with the bridge), cls-raw,
+//                                        package-newrelic, package-newrelic-bridge (the agent offline, without/with the bridge),
+//                                        bridge-vs-agent (the bridge row paired with the agent row instead of bare Express), cls-raw,
 //                                        http-context, otel, otel-package-alone, otel-package, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
 //            --json <file>               also write every sample and the settings as JSON
@@ -46,6 +47,8 @@ const VARIANTS = [
   { key: 'package-prometheus', short: 'package + Prometheus', label: 'express-background-task + Prometheus exporter (prom-client)' },
   { key: 'package-newrelic', short: 'package + New Relic', label: 'express-background-task under the New Relic agent (offline)' },
   { key: 'package-newrelic-bridge', short: 'package + NR + bridge', label: 'express-background-task under the New Relic agent + bridgeNewRelic()' },
+  // paired with the agent alone, not with bare Express: the bridge's own cost, read straight off the ratio
+  { key: 'bridge-vs-agent', server: 'package-newrelic-bridge', partner: 'package-newrelic', short: 'bridge ÷ agent', label: 'package + New Relic agent + bridgeNewRelic(), paired with package + agent (**not** bare)' },
   { key: 'package-dashboard', short: 'package + dashboard', label: 'express-background-task + dashboard subscribed (no page open)' },
   // only with EBT_BENCH_BEFORE=<a built checkout>: the package before a change, next to `package`
   { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
@@ -271,9 +274,10 @@ async function measureWindow(env, servers, route) {
 async function startPair(env, { variant, pass }) {
   // Alternate which of the two is started first.
   const order = pass % 2 === 0 ? [0, 1] : [1, 0]
+  const partner = variant.partner ?? 'bare'
   const pair = [
-    { key: variant.key, label: variant.key, flags: env.variantFlags },
-    { key: 'bare', label: 'bare partner', flags: [] }
+    { key: variant.server ?? variant.key, label: variant.key, flags: env.variantFlags },
+    { key: partner, label: `${partner} partner`, flags: [] }
   ]
   const servers = await Promise.all(order.map((i) => startServer(env, pair[i].key, pair[i].label, pair[i].flags)))
   // Warm-up requests still owed, per route: all of them unless pipelined. Pipelined, the warm-up gets
@@ -340,6 +344,7 @@ async function runPair(env, { variant, pass, servers, mineAt, owed }) {
     // After the load, so every transaction has ended: does the variant still see its context, do the metrics add up?
     const reports = await Promise.all(servers.map((server) => request(server, { type: 'report' }, 'reported')))
     checkReport(env, variant, reports[mineAt])
+    if (variant.partner !== undefined) checkReport(env, { key: variant.partner }, reports[1 - mineAt])
     return samples
   } finally {
     await Promise.all(servers.map(stopServer))
@@ -349,8 +354,9 @@ async function runPair(env, { variant, pass, servers, mineAt, owed }) {
 /** Sanity checks on what a server counted; problems end up as notes above the summary. */
 function checkReport(env, variant, report) {
   const note = (text) => env.notes.add(`${variant.key}: ${text}`)
+  const server = variant.server ?? variant.key
   if (report.misses > 0) note(`the route did not see its context on ${report.misses} of ${report.routed} requests`)
-  if (['package', 'package-cls', 'package-prometheus', 'package-dashboard', 'package-before', 'otel-package-alone', 'otel-package', 'package-newrelic', 'package-newrelic-bridge'].includes(variant.key)) {
+  if (['package', 'package-cls', 'package-prometheus', 'package-dashboard', 'package-before', 'otel-package-alone', 'otel-package', 'package-newrelic', 'package-newrelic-bridge'].includes(server)) {
     const expected = report.reclassifyCalls
     if (report.reclassified !== expected) note(`setBackgroundTask() applied ${report.reclassified} times, expected ${expected}`)
     if (report.metricsWeb === undefined) {
@@ -363,29 +369,29 @@ function checkReport(env, variant, report) {
       }
     }
   }
-  if (variant.key === 'package-prometheus') {
+  if (server === 'package-prometheus') {
     const web = report.routed - report.reclassified
     if (report.promWeb !== web || report.promBackground !== report.reclassified) {
       note(`the Prometheus exporter counted ${report.promWeb} web + ${report.promBackground} background, expected ${web} + ${report.reclassified}`)
     }
   }
-  if (variant.key === 'otel-package') {
+  if (server === 'otel-package') {
     const web = report.routed - report.reclassified
     if (report.otelWeb !== web || report.otelBackground !== report.reclassified) {
       note(`the OpenTelemetry histograms counted ${report.otelWeb} web + ${report.otelBackground} background, expected ${web} + ${report.reclassified}`)
     }
   }
-  if (variant.key === 'package-newrelic-bridge') {
+  if (server === 'package-newrelic-bridge') {
     if (report.bridgeActive !== true) note('the bridge is not active')
     else if (report.nrBackground < report.reclassified) note(`New Relic counted ${report.nrBackground} background transactions, expected ${report.reclassified}`)
   }
-  if (variant.key === 'package-dashboard') {
+  if (server === 'package-dashboard') {
     const web = report.routed - report.reclassified
     if (report.dashWeb !== web || report.dashBackground !== report.reclassified) {
       note(`the dashboard counted ${report.dashWeb} web + ${report.dashBackground} background, expected ${web} + ${report.reclassified}`)
     }
   }
-  if (variant.key.startsWith('otel')) {
+  if (server.startsWith('otel')) {
     env.spansPerRequest.push({ key: variant.key, spans: report.exportedSpans / report.routed })
     if (!(report.exportedSpans > 0)) note('no span was exported; the instrumentation may not be active')
   }
@@ -520,6 +526,8 @@ function formatReport(env, rows) {
   compare('package', 'als', 'package', 'bare ALS', '')
   compare('package-cls', 'cls-raw', 'package cls-hooked', 'cls-hooked ns', '≤ 1.00')
   compare('otel-package', 'otel-package-alone', 'the OpenTelemetry integration', 'OpenTelemetry + package', '≤ 1.03')
+  const bridge = ROUTES.map((route) => ratioOf('bridge-vs-agent', route))
+  if (bridge.every((ratio) => ratio !== undefined)) notes.push(`the New Relic bridge ÷ the agent alone, paired directly (sync/async): ${bridge.map((r) => r.toFixed(3)).join('/')} (target ≤ 1.02)`)
   const share = median(env.samples.map((sample) => sample.cpuShare + sample.partner.cpuShare))
   if (share < 0.9) notes.push(`the pairs had ${Math.round(share * 100)}% of their core (median): other processes were busy on it, so the ratios are noisier than usual`)
   for (const key of env.metricsChecked) if (![...env.notes].some((n) => n.startsWith(`${key}: metrics`))) notes.push(`${key}: metrics() counts match the requests served (web + background)`)
