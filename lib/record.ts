@@ -3,14 +3,18 @@ import { performance } from 'node:perf_hooks'
 import type { Transaction } from './transaction'
 import type { TransactionRecord } from './types'
 
+/** The attributes of the many records that have none: one frozen object, not a new one frozen each time. */
+const NO_ATTRIBUTES: Readonly<Record<string, unknown>> = Object.freeze({})
+
 export function buildRecord(tx: Transaction): TransactionRecord {
+  const attributes = tx.attributes
   const record: Record<string, unknown> = {
     id: tx.id,
     type: tx.type,
     name: tx.name,
     startTime: performance.timeOrigin + tx.startMono,
     duration: tx.duration,
-    attributes: Object.freeze({ ...tx.attributes }),
+    attributes: attributes === undefined ? NO_ATTRIBUTES : Object.freeze({ ...attributes }),
     suppressApdexMetric: tx.suppressApdex
   }
   if (tx.error !== undefined) record.error = tx.error
