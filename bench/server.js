@@ -388,6 +388,7 @@ function runServer(variant) {
   server.listen(0, '127.0.0.1', () => process.send({ type: 'listening', port: server.address().port }))
 
   let startCpu
+  let profiler
   let startServed = 0
   let startTime
   process.on('message', function onMessage(message) {
@@ -411,6 +412,18 @@ function runServer(variant) {
       // Sent after the load has stopped and sockets are closed, so every transaction has ended.
       server.closeAllConnections()
       setImmediate(async () => process.send({ type: 'reported', served, ...counts, ...(await handles.report()) }))
+    } else if (message.type === 'profile-start') {
+      // bench/newrelic-bridge.js: a CPU profile of the measured window only (not the warm-up), taken in-process
+      profiler ??= new (require('node:inspector').Session)()
+      profiler.connect()
+      profiler.post('Profiler.enable', () => profiler.post('Profiler.setSamplingInterval', { interval: 100 }, () =>
+        profiler.post('Profiler.start', () => process.send({ type: 'profiling' }))))
+    } else if (message.type === 'profile-stop') {
+      profiler.post('Profiler.stop', (err, result) => {
+        profiler.disconnect()
+        require('node:fs').writeFileSync(message.file, JSON.stringify(err ? {} : result.profile))
+        process.send({ type: 'profiled', error: err?.message })
+      })
     } else if (message.type === 'gc') {
       // bench/instructions.js: a full collection right before counting, so no major GC falls into the window by chance
       global.gc?.()

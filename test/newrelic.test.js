@@ -46,6 +46,7 @@ describe('bridgeNewRelic() with the real New Relic agent and a local collector',
     it(`agent ${major}: stop() restores the agent: later requests and tasks are left as the agent makes them`, async () => {
       const result = await runScenario({ collector, module, mode: 'stopped' })
       assert.equal(result.bridge.active, true)
+      assert.equal(result.restored, true, "the agent's Transaction.prototype.end, wrapped while bridged, is its own again")
       assertUntouched(result)
       // without the bridge, New Relic cannot keep a request out of Apdex from req.newrelic either
       const apdex = result.metrics.Apdex

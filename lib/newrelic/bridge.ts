@@ -4,7 +4,7 @@ import { ChannelName, type TransactionEndMessage, type TransactionStartMessage }
 import type { Transaction, TransactionRecord } from '../types'
 import { ErrorCode, OptionError } from '../options'
 import { logNewRelic } from './debug'
-import { findInternals, transactionProblem, BOUND_RECORDER, NR_TYPE, type NewRelicInternals, type NrTransaction } from './internals'
+import { baseRecorderOf, findInternals, NR_TYPE, type NewRelicInternals, type NrRecorder, type NrTransaction } from './internals'
 import { loadNewRelic } from './newrelic'
 import { parseBridgeOptions } from './options'
 import type { NewRelicBridge, NewRelicBridgeOptions } from './types'
@@ -20,16 +20,19 @@ interface Pairing {
   readonly theirs: NrTransaction
   /** A background task's transaction, started by the bridge, which ends it. */
   readonly task: boolean
-  /** New Relic's context for the transaction: where its end runs. */
+  /** Its base segment's metric recorder, replaced when the type changes. */
+  readonly baseRecorder: NrRecorder
+  /** New Relic's context for the transaction: where its end runs (a task's from its start, a request's from its end). */
   context: unknown
   /** Our transaction ended: its record (undefined when ignored). */
   ended: boolean
   record: TransactionRecord | undefined
   /** New Relic asked to end before ours did: its end waits for ours. */
   waiting: boolean
-  /** Classified and handed back to New Relic's own end. */
-  done: boolean
 }
+
+/** What the bridge replaced `end` of the agent's Transaction prototype with: to recognise it at stop(). */
+type EndWrapper = ((this: NrTransaction) => unknown) & { [BRIDGED]?: true }
 
 /**
  * Make the running New Relic agent record each request as this package classifies it: a request
@@ -59,7 +62,8 @@ export function bridgeNewRelic(options?: Readonly<NewRelicBridgeOptions>): NewRe
 
 function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined): NewRelicBridge {
   const { tracer, store } = internals
-  const nrEnd = (internals.Transaction.prototype as NrTransaction).end
+  const prototype = internals.Transaction.prototype as NrTransaction
+  const nrEnd = prototype.end
   const agentHolder = internals.api.agent as unknown as Record<symbol, unknown>
   if (agentHolder[BRIDGED] === true) {
     throw new OptionError(ErrorCode.ALREADY_REGISTERED, 'bridgeNewRelic() is already running on this New Relic agent: call it once, or stop() the first bridge')
@@ -67,19 +71,37 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   agentHolder[BRIDGED] = true
   const startChannel: Channel = channel(ChannelName.START)
   const endChannel: Channel = channel(ChannelName.END)
-  const pairings = new WeakMap<Transaction, Pairing>()
-  /** New Relic transactions already paired (a nested task reuses its parent's: it is not paired twice). */
-  const claimed = new WeakSet<NrTransaction>()
+  // Maps, not WeakMaps: every entry is deleted when its side ends (every transaction of ours ends
+  // exactly once; New Relic's paired ones end through the bridge), and a WeakMap's entries wait for
+  // the GC, which then has tables of every recent request to go through.
+  /** Ours to its pairing, until ours ends. */
+  const pairings = new Map<Transaction, Pairing>()
+  /**
+   * New Relic's to its pairing, until it ends: its end finds it here, and a task nested in a task,
+   * which shares its parent's New Relic transaction, finds it taken.
+   */
+  const paired = new Map<NrTransaction, Pairing>()
   /** New Relic transactions the bridge started for background tasks (it ends them). */
   const startedForTasks = new WeakSet<NrTransaction>()
   /** Pairings not yet ended on both sides; stop() lets them finish. */
-  const live = new Set<Pairing>()
-  /** Pairings whose New Relic end waits for ours; one shared setImmediate ends any still waiting then. */
-  const waiting = new Set<Pairing>()
+  let live = 0
+  /** Pairings whose New Relic end waited for ours this turn; one shared setImmediate ends any still waiting then. */
+  let waiting: Pairing[] = []
   let sweepScheduled = false
   let stopped = false
 
   const follows = (tx: Transaction): boolean => onlyAgent === undefined || tx.agent === onlyAgent
+
+  // New Relic's end of a paired transaction waits for ours, which knows the final classification.
+  // One wrapper on the prototype, not an own `end` on each transaction, which would give every
+  // paired transaction of the agent a second hidden class.
+  const endWhenClassified: EndWrapper = function endWhenClassified(this: NrTransaction) {
+    const pairing = paired.get(this)
+    if (pairing === undefined) return Reflect.apply(nrEnd, this, arguments)
+    return theirEnd(pairing)
+  }
+  endWhenClassified[BRIDGED] = true
+  prototype.end = endWhenClassified
 
   /** Bound to the start channel: a background task's function runs in a New Relic background transaction. */
   function enterTaskTransaction(message: unknown): unknown {
@@ -95,7 +117,7 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
       internals.api.startBackgroundTransaction(rest.slice(slash + 1), rest.slice(0, slash), function captureContext() {
         const theirs = tracer.getTransaction()
         // a task nested in a task shares New Relic's transaction, which its parent's pairing ends
-        if (theirs === null || theirs === parent || claimed.has(theirs)) return
+        if (theirs === null || theirs === parent || paired.has(theirs)) return
         // we end it, when our transaction ends
         theirs.handledExternally = true
         startedForTasks.add(theirs)
@@ -113,36 +135,32 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
       const ours = (message as TransactionStartMessage).transaction
       if (!follows(ours)) return
       const theirs = tracer.getTransaction()
-      if (theirs === null || claimed.has(theirs)) return
-      const problem = transactionProblem(internals, theirs)
-      if (problem !== undefined) {
-        if (logNewRelic.enabled) logNewRelic('leave New Relic transaction of %s as the agent makes it: %s', ours.id, problem)
+      if (theirs === null || paired.has(theirs)) return
+      const baseRecorder = baseRecorderOf(internals, theirs)
+      if (typeof baseRecorder === 'string') {
+        if (logNewRelic.enabled) logNewRelic('leave New Relic transaction of %s as the agent makes it: %s', ours.id, baseRecorder)
         return
       }
+      const task = startedForTasks.has(theirs)
       const pairing: Pairing = {
         ours,
         theirs,
-        task: startedForTasks.has(theirs),
-        context: tracer.getContext(),
+        task,
+        baseRecorder,
+        context: task ? tracer.getContext() : undefined,
         ended: false,
         record: undefined,
-        waiting: false,
-        done: false
+        waiting: false
       }
-      claimed.add(theirs)
+      paired.set(theirs, pairing)
       pairings.set(ours, pairing)
-      live.add(pairing)
-      // New Relic's end waits for ours, which knows the final classification
-      theirs.end = function endWhenClassified(this: NrTransaction) {
-        return theirEnd(pairing)
-      }
+      live += 1
     } catch (err) {
       logNewRelic('fail to pair a transaction with New Relic: %O', err)
     }
   }
 
   function theirEnd(pairing: Pairing): unknown {
-    if (pairing.done) return nrEnd.call(pairing.theirs)
     try {
       if (pairing.ended) return finish(pairing, tracer.getContext())
       if (!pairing.waiting) {
@@ -150,7 +168,7 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
         pairing.context = tracer.getContext()
         // ours ends on the same response event, just after; should it not, New Relic's end is not lost
         // (one setImmediate for every request waiting in this turn, not one each)
-        waiting.add(pairing)
+        waiting.push(pairing)
         if (!sweepScheduled) {
           sweepScheduled = true
           setImmediate(endStillWaiting)
@@ -165,7 +183,11 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
 
   function endStillWaiting(): void {
     sweepScheduled = false
-    for (const pairing of waiting) {
+    const turn = waiting
+    waiting = []
+    for (const pairing of turn) {
+      // most ended with ours meanwhile
+      if (!pairing.waiting) continue
       if (logNewRelic.enabled) logNewRelic('end New Relic transaction of %s before ours ended', pairing.ours.id)
       finish(pairing, pairing.context)
     }
@@ -193,26 +215,26 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   /** Classify New Relic's transaction as ours ended (or is now), then let it end, in its own context. */
   function finish(pairing: Pairing, context: unknown): unknown {
     const { theirs } = pairing
-    if (pairing.waiting) {
-      pairing.waiting = false
-      waiting.delete(pairing)
-    }
-    pairing.done = true
-    live.delete(pairing)
+    pairing.waiting = false
+    // classified and handed back to New Relic's own end: a second end() goes straight to it
+    paired.delete(theirs)
+    live -= 1
     try {
       classify(internals, pairing)
     } catch (err) {
       logNewRelic('fail to classify a New Relic transaction: %O', err)
     }
-    if (live.size === 0 && stopped) unsubscribeEnd()
-    // the wrapper stays (deleting it would turn the agent's object into a slow dictionary); once done it calls through.
+    if (live === 0 && stopped) letGo()
     // Usually ours ends in the very context New Relic's end was called in: no need to enter it again.
     if (store.getStore() === context) return nrEnd.call(theirs)
     return store.run(context, () => nrEnd.call(theirs))
   }
 
-  function unsubscribeEnd(): void {
+  /** Once stopped and nothing paired is in flight: the end channel and the prototype go back as they were. */
+  function letGo(): void {
     if (endChannel.hasSubscribers) endChannel.unsubscribe(onEnd)
+    // wrapped again since by someone else: removing ours would remove theirs; ours passes through
+    if (prototype.end === endWhenClassified) prototype.end = nrEnd
   }
 
   startChannel.bindStore(store, enterTaskTransaction)
@@ -229,9 +251,9 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
       startChannel.unbindStore(store)
       startChannel.unsubscribe(onStart)
       delete agentHolder[BRIDGED]
-      // transactions in flight still end classified; then the end channel is let go
-      if (live.size === 0) unsubscribeEnd()
-      logNewRelic('stop following classifications (%d transactions in flight)', live.size)
+      // transactions in flight still end classified; then the end channel and the prototype are let go
+      if (live === 0) letGo()
+      logNewRelic('stop following classifications (%d transactions in flight)', live)
     }
   }
 }
@@ -252,9 +274,8 @@ function classify(internals: NewRelicInternals, pairing: Pairing): void {
   const rename = pairing.task && record !== undefined
   if (theirs.type === wanted && !rename) return
   if (theirs.type !== wanted) {
-    const from = BOUND_RECORDER[theirs.type as 'web' | 'bg']
-    const index = theirs._recorders.findIndex((recorder) => recorder.name === from)
-    if (index === -1) throw new Error(`no ${from} recorder any more`)
+    const index = theirs._recorders.indexOf(pairing.baseRecorder)
+    if (index === -1) throw new Error('its base-segment recorder is gone')
     const recorder = wanted === NR_TYPE.WEB ? internals.recordWeb : internals.recordBackground
     theirs._recorders[index] = recorder.bind(null, theirs.baseSegment as object)
     theirs.type = wanted

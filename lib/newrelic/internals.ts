@@ -2,6 +2,9 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
 import path from 'node:path'
 
+/** One of a transaction's metric recorders, bound to its segment. */
+export type NrRecorder = (name: string | null, tx: NrTransaction) => void
+
 /** The agent's internal transaction (lib/transaction/index.js), as far as the bridge uses it. */
 export interface NrTransaction {
   type: string
@@ -11,7 +14,7 @@ export interface NrTransaction {
   ignoreApdex?: boolean
   handledExternally: boolean
   baseSegment: object | null
-  _recorders: Array<(name: string | null, tx: NrTransaction) => void>
+  _recorders: NrRecorder[]
   end(): unknown
   finalizeName(name: string | null): void
   setForceIgnore(ignore: boolean): void
@@ -134,19 +137,26 @@ function moduleShapeProblem(Transaction: unknown, recordWeb: unknown, recordBack
 
 /**
  * Whether one live transaction has the fields the bridge changes: the agent's own Transaction, its
- * `end` not already replaced, and exactly one base-segment recorder of its type. Returns the problem.
+ * `end` not replaced on the instance, and exactly one base-segment recorder of its type. Returns that
+ * recorder (found here, at the start, among one or two: a bound function's name is built at each
+ * read), or the problem.
  */
-export function transactionProblem(internals: NewRelicInternals, tx: NrTransaction): string | undefined {
+export function baseRecorderOf(internals: NewRelicInternals, tx: NrTransaction): NrRecorder | string {
   if (!(tx instanceof (internals.Transaction as unknown as new () => object))) return 'not the agent\'s Transaction'
-  if (Object.prototype.hasOwnProperty.call(tx, 'end')) return 'its end() is already replaced'
+  if (Object.prototype.hasOwnProperty.call(tx, 'end')) return 'its end() is replaced on the instance'
   if (tx.type !== NR_TYPE.WEB && tx.type !== NR_TYPE.BACKGROUND) return `type ${String(tx.type)}`
   if (!isObject(tx.baseSegment)) return 'no base segment'
   if (!Array.isArray(tx._recorders) || typeof tx.handledExternally !== 'boolean' || typeof tx.ignore !== 'boolean') return 'no _recorders, handledExternally or ignore'
   const bound = BOUND_RECORDER[tx.type as 'web' | 'bg']
+  let found: NrRecorder | undefined
   let count = 0
-  for (const recorder of tx._recorders) if (recorder.name === bound) count++
-  if (count !== 1) return `${count} base-segment recorders`
-  return undefined
+  for (const recorder of tx._recorders) {
+    if (recorder.name !== bound) continue
+    found = recorder
+    count++
+  }
+  if (count !== 1 || found === undefined) return `${count} base-segment recorders`
+  return found
 }
 
 /** The file of the newrelic module whose exports are `api` (its index.js), as require.cache keys it. */
