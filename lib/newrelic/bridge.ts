@@ -4,7 +4,7 @@ import { ChannelName, type TransactionEndMessage, type TransactionStartMessage }
 import type { Transaction, TransactionRecord } from '../types'
 import { ErrorCode, OptionError } from '../options'
 import { logNewRelic } from './debug'
-import { baseRecorderOf, findInternals, NR_TYPE, type NewRelicInternals, type NrRecorder, type NrTransaction } from './internals'
+import { baseRecorderOf, findInternals, BOUND_RECORDER, NR_TYPE, type NewRelicInternals, type NrRecorder, type NrTransaction } from './internals'
 import { loadNewRelic } from './newrelic'
 import { parseBridgeOptions } from './options'
 import type { NewRelicBridge, NewRelicBridgeOptions } from './types'
@@ -274,10 +274,11 @@ function classify(internals: NewRelicInternals, pairing: Pairing): void {
   const rename = pairing.task && record !== undefined
   if (theirs.type === wanted && !rename) return
   if (theirs.type !== wanted) {
-    const index = theirs._recorders.indexOf(pairing.baseRecorder)
-    if (index === -1) throw new Error('its base-segment recorder is gone')
+    // checked before anything changes: never half-changed
+    const from = BOUND_RECORDER[theirs.type as 'web' | 'bg']
+    if (theirs._recorders[0] !== pairing.baseRecorder || pairing.baseRecorder.name !== from) throw new Error(`its first recorder is not ${from}`)
     const recorder = wanted === NR_TYPE.WEB ? internals.recordWeb : internals.recordBackground
-    theirs._recorders[index] = recorder.bind(null, theirs.baseSegment as object)
+    theirs._recorders[0] = recorder.bind(null, theirs.baseSegment as object)
     theirs.type = wanted
   }
   if (rename) {

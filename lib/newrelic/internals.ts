@@ -137,9 +137,10 @@ function moduleShapeProblem(Transaction: unknown, recordWeb: unknown, recordBack
 
 /**
  * Whether one live transaction has the fields the bridge changes: the agent's own Transaction, its
- * `end` not replaced on the instance, and exactly one base-segment recorder of its type. Returns that
- * recorder (found here, at the start, among one or two: a bound function's name is built at each
- * read), or the problem.
+ * `end` not replaced on the instance, and a first metric recorder, its base segment's (the agent
+ * binds it as it creates the transaction's first segment). Returns that recorder, or the problem.
+ * Its name (`bound recordWeb`) is checked only when the type changes: a bound function's name is
+ * built at each read, and most transactions keep their type.
  */
 export function baseRecorderOf(internals: NewRelicInternals, tx: NrTransaction): NrRecorder | string {
   if (!(tx instanceof (internals.Transaction as unknown as new () => object))) return 'not the agent\'s Transaction'
@@ -147,16 +148,8 @@ export function baseRecorderOf(internals: NewRelicInternals, tx: NrTransaction):
   if (tx.type !== NR_TYPE.WEB && tx.type !== NR_TYPE.BACKGROUND) return `type ${String(tx.type)}`
   if (!isObject(tx.baseSegment)) return 'no base segment'
   if (!Array.isArray(tx._recorders) || typeof tx.handledExternally !== 'boolean' || typeof tx.ignore !== 'boolean') return 'no _recorders, handledExternally or ignore'
-  const bound = BOUND_RECORDER[tx.type as 'web' | 'bg']
-  let found: NrRecorder | undefined
-  let count = 0
-  for (const recorder of tx._recorders) {
-    if (recorder.name !== bound) continue
-    found = recorder
-    count++
-  }
-  if (count !== 1 || found === undefined) return `${count} base-segment recorders`
-  return found
+  const first = tx._recorders[0]
+  return typeof first === 'function' ? first : 'no base-segment recorder'
 }
 
 /** The file of the newrelic module whose exports are `api` (its index.js), as require.cache keys it. */
