@@ -10,6 +10,8 @@ import { parseBridgeOptions } from './options'
 import type { NewRelicBridge, NewRelicBridgeOptions } from './types'
 
 const BACKGROUND_PREFIX = 'OtherTransaction/'
+/** How often New Relic ends still waiting for ours are let go (ours never came: it should not happen). */
+const STRAGGLER_SWEEP_MS = 1000
 const WEB_PREFIX = 'WebTransaction/'
 /** Marks an agent a bridge is running on, across copies of this package. */
 const BRIDGED = Symbol.for('express-background-task:newrelic-bridge')
@@ -85,9 +87,16 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   const startedForTasks = new WeakSet<NrTransaction>()
   /** Pairings not yet ended on both sides; stop() lets them finish. */
   let live = 0
-  /** Pairings whose New Relic end waited for ours this turn; one shared setImmediate ends any still waiting then. */
-  let waiting: Pairing[] = []
-  let sweepScheduled = false
+  /**
+   * Pairings whose New Relic end waits for ours, which ends on the same response event, just after.
+   * Should one not, the sweep ends it: one timer for the bridge, not one per request (a setImmediate
+   * each cost an extra turn of the event loop per request).
+   */
+  const waiting: Pairing[] = []
+  let stillWaiting = 0
+  // outside any New Relic transaction, so the agent's timer instrumentation records nothing for it
+  const sweeper = store.exit(() => setInterval(endStillWaiting, STRAGGLER_SWEEP_MS))
+  sweeper.unref()
   let stopped = false
 
   const follows = (tx: Transaction): boolean => onlyAgent === undefined || tx.agent === onlyAgent
@@ -166,13 +175,8 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
       if (!pairing.waiting) {
         pairing.waiting = true
         pairing.context = tracer.getContext()
-        // ours ends on the same response event, just after; should it not, New Relic's end is not lost
-        // (one setImmediate for every request waiting in this turn, not one each)
         waiting.push(pairing)
-        if (!sweepScheduled) {
-          sweepScheduled = true
-          setImmediate(endStillWaiting)
-        }
+        stillWaiting += 1
       }
       return undefined
     } catch (err) {
@@ -181,12 +185,10 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
     }
   }
 
+  /** A New Relic end still waiting when the sweep comes (a timer runs between events, never inside one) waits for nothing. */
   function endStillWaiting(): void {
-    sweepScheduled = false
-    const turn = waiting
-    waiting = []
-    for (const pairing of turn) {
-      // most ended with ours meanwhile
+    if (stillWaiting === 0) return
+    for (const pairing of waiting.splice(0)) {
       if (!pairing.waiting) continue
       if (logNewRelic.enabled) logNewRelic('end New Relic transaction of %s before ours ended', pairing.ours.id)
       finish(pairing, pairing.context)
@@ -215,7 +217,11 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   /** Classify New Relic's transaction as ours ended (or is now), then let it end, in its own context. */
   function finish(pairing: Pairing, context: unknown): unknown {
     const { theirs } = pairing
-    pairing.waiting = false
+    if (pairing.waiting) {
+      pairing.waiting = false
+      // the usual case: ours ended right after New Relic's, and nothing else waits
+      if (--stillWaiting === 0) waiting.length = 0
+    }
     // classified and handed back to New Relic's own end: a second end() goes straight to it
     paired.delete(theirs)
     live -= 1
@@ -232,6 +238,7 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
 
   /** Once stopped and nothing paired is in flight: the end channel and the prototype go back as they were. */
   function letGo(): void {
+    clearInterval(sweeper)
     if (endChannel.hasSubscribers) endChannel.unsubscribe(onEnd)
     // wrapped again since by someone else: removing ours would remove theirs; ours passes through
     if (prototype.end === endWhenClassified) prototype.end = nrEnd
