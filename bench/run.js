@@ -6,7 +6,8 @@
 //   options: --node <binary>             servers and load generator run under this Node (default: this one)
 //            --only <variant,...>        a subset: bare (the control), als, floor, floor-state, package, package-cls, package-prometheus, package-dashboard,
 //                                        package-newrelic, package-newrelic-bridge (the agent offline, without/with the bridge),
-//                                        bridge-vs-agent (the bridge row paired with the agent row instead of bare Express), cls-raw,
+//                                        bridge-vs-agent (the bridge row paired with the agent row instead of bare Express) and
+//                                        agent-vs-agent (its control: the agent row paired with itself), cls-raw,
 //                                        http-context, otel, otel-package-alone, otel-package, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
 //            --json <file>               also write every sample and the settings as JSON
@@ -49,6 +50,8 @@ const VARIANTS = [
   { key: 'package-newrelic-bridge', short: 'package + NR + bridge', label: 'express-background-task under the New Relic agent + bridgeNewRelic()' },
   // paired with the agent alone, not with bare Express: the bridge's own cost, read straight off the ratio
   { key: 'bridge-vs-agent', server: 'package-newrelic-bridge', partner: 'package-newrelic', short: 'bridge ÷ agent', label: 'package + New Relic agent + bridgeNewRelic(), paired with package + agent (**not** bare)' },
+  // its control: the agent paired with itself reads 1.00 unless the two processes of a pair differ by more than chance
+  { key: 'agent-vs-agent', server: 'package-newrelic', partner: 'package-newrelic', short: 'agent ÷ agent', label: 'control: package + New Relic agent, paired with the same (**not** bare)' },
   { key: 'package-dashboard', short: 'package + dashboard', label: 'express-background-task + dashboard subscribed (no page open)' },
   // only with EBT_BENCH_BEFORE=<a built checkout>: the package before a change, next to `package`
   { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
