@@ -1,7 +1,7 @@
 // Options: defaults, validation at construction, and the error codes users can match on.
 import { inspect } from 'node:util'
 import { describeValue } from './debug'
-import type { AgentOptions, BackgroundTaskOptions, ClsNamespaceLike, MetricsOptions, MiddlewareOptions } from './types'
+import type { Agent, AgentOptions, BackgroundTaskOptions, ClsNamespaceLike, MetricsOptions, MiddlewareOptions } from './types'
 
 /** Error codes of the `TypeError`s thrown for misconfiguration. */
 export const ErrorCode = {
@@ -179,10 +179,33 @@ function isRequestLike(value: unknown): boolean {
   }
 }
 
-/** A received value as `inspect` shows it; one whose inspection throws still gets a coded error. */
-function shown(value: unknown): string {
+/** What an integration's `agent` option must have (duck-typed: an agent of another installed copy of the package is one too). */
+const AGENT_OPTION_METHODS = ['middleware', 'backgroundTask', 'onTransactionEnd'] as const
+
+/**
+ * An integration's `agent` option: an agent from `createAgent()`, with these methods as well.
+ * @throws {OptionError} `ERR_EBT_OPTIONS_TYPE`
+ */
+export function parseAgentOption(agent: unknown, where: string, moreMethods: readonly string[] = []): Agent {
+  if (looksLikeAgent(agent, moreMethods)) return agent as Agent
+  throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} option agent must be an agent from createAgent(), got ${shown(agent, 0)}`)
+}
+
+function looksLikeAgent(agent: unknown, moreMethods: readonly string[]): boolean {
+  if (typeof agent !== 'object' || agent === null) return false
   try {
-    return inspect(value)
+    const apdexT = (agent as { apdexT?: unknown }).apdexT
+    const has = (method: string): boolean => typeof (agent as Record<string, unknown>)[method] === 'function'
+    return typeof apdexT === 'number' && apdexT > 0 && AGENT_OPTION_METHODS.every(has) && moreMethods.every(has)
+  } catch {
+    return false // a hostile object is no agent
+  }
+}
+
+/** A received value as `inspect` shows it; one whose inspection throws still gets a coded error. */
+function shown(value: unknown, depth?: number): string {
+  try {
+    return depth === undefined ? inspect(value) : inspect(value, { depth })
   } catch {
     return describeValue(value)
   }

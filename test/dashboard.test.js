@@ -168,6 +168,12 @@ describe('dashboard() options', () => {
     assert.throws(() => dashboard({ authorise: () => true }), { name: 'TypeError', code: ErrorCode.UNKNOWN_OPTION, message: /authorise.*allowed: authorize, agent, cluster/ })
     assert.throws(() => dashboard({ authorize: true }), { name: 'TypeError', code: ErrorCode.OPTIONS_TYPE, message: /authorize must be a function/ })
     assert.throws(() => dashboard({ agent: {} }), { code: ErrorCode.OPTIONS_TYPE, message: /agent must be an agent from createAgent/ })
+    // the agent check every integration shares: a hostile object gets the coded error, not its own throw
+    const revoked = Proxy.revocable({}, {})
+    revoked.revoke()
+    assert.throws(() => dashboard({ agent: revoked.proxy }), { code: ErrorCode.OPTIONS_TYPE, message: /agent must be an agent from createAgent/ })
+    const throwing = new Proxy({}, { get() { throw new Error('boom') } })
+    assert.throws(() => dashboard({ agent: throwing }), { code: ErrorCode.OPTIONS_TYPE, message: /agent must be an agent from createAgent/ })
     assert.throws(() => dashboard({ cluster: 'yes' }), { code: ErrorCode.OPTIONS_TYPE })
     assert.throws(() => dashboard('/_background'), { code: ErrorCode.OPTIONS_TYPE, message: /options must be an object/ })
     assert.throws(() => reportToPrimary({ agnet: ebt.createAgent() }), { code: ErrorCode.UNKNOWN_OPTION })

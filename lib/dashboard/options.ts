@@ -2,7 +2,7 @@
 import cluster from 'node:cluster'
 import { inspect } from 'node:util'
 import { ErrorCode, type Agent } from '../index'
-import { assertOptionsObject, OptionError } from '../options'
+import { assertOptionsObject, OptionError, parseAgentOption } from '../options'
 import type { DashboardOptions, ReportToPrimaryOptions } from './types'
 
 /** Dashboard options after validation. */
@@ -14,7 +14,6 @@ export interface DashboardConfig {
 
 const DASHBOARD_KEYS = ['authorize', 'agent', 'cluster'] as const
 const REPORT_KEYS = ['agent'] as const
-const AGENT_METHODS = ['middleware', 'backgroundTask', 'onTransactionEnd'] as const
 
 /** @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
 export function parseDashboardOptions(passed: Readonly<DashboardOptions> | undefined): DashboardConfig {
@@ -45,13 +44,8 @@ export function parseReportOptions(passed: Readonly<ReportToPrimaryOptions> | un
   return { agent: parseAgent(options.agent, 'reportToPrimary') }
 }
 
-// Duck-typed: an agent of another installed copy of the package is an agent too.
 function parseAgent(agent: unknown, where: string): Agent | undefined {
-  if (agent === undefined) return undefined
-  const apdexT = (agent as { apdexT?: unknown } | null)?.apdexT
-  const methods = typeof agent === 'object' && agent !== null && AGENT_METHODS.every((m) => typeof (agent as Record<string, unknown>)[m] === 'function')
-  if (methods && typeof apdexT === 'number' && apdexT > 0) return agent as Agent
-  throw new OptionError(ErrorCode.OPTIONS_TYPE, `${where} option agent must be an agent from createAgent(), got ${shown(agent)}`)
+  return agent === undefined ? undefined : parseAgentOption(agent, where)
 }
 
 function shown(value: unknown): string {

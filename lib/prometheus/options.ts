@@ -1,7 +1,7 @@
 // Exporter options: defaults and validation at construction, with coded TypeErrors.
 import { inspect } from 'node:util'
 import { ErrorCode, type Agent } from '../index'
-import { assertOptionsObject, OptionError } from '../options'
+import { assertOptionsObject, OptionError, parseAgentOption } from '../options'
 import { DEFAULT_APDEX_T, DEFAULT_BACKGROUND_BUCKETS, DEFAULT_WEB_BUCKETS } from './constants'
 import { promClient } from './prom-client'
 import type { PrometheusExporterOptions, PrometheusRegistry } from './types'
@@ -23,12 +23,12 @@ const WHERE = 'createPrometheusExporter'
 // prometheus.io: metric names match [a-zA-Z_:][a-zA-Z0-9_:]*, and colons are kept for recording rules.
 const PREFIX_PATTERN = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 const REGISTRY_METHODS = ['registerMetric', 'getSingleMetric', 'removeSingleMetric', 'metrics'] as const
-const AGENT_METHODS = ['middleware', 'backgroundTask', 'onTransactionEnd', 'metrics'] as const
 
 /** Validate the exporter's options once. @throws {OptionError} `ERR_EBT_OPTIONS_TYPE` or `ERR_EBT_UNKNOWN_OPTION` */
 export function parseExporterOptions(passed: Readonly<PrometheusExporterOptions> | undefined): ExporterConfig {
   const options = assertOptionsObject(passed, WHERE, OPTION_KEYS)
-  const agent = options.agent === undefined ? undefined : parseAgent(options.agent)
+  // it reads the agent's metrics() too
+  const agent = options.agent === undefined ? undefined : parseAgentOption(options.agent, WHERE, ['metrics'])
   const apdexT = agent === undefined ? DEFAULT_APDEX_T : agent.apdexT
   const webBuckets = parseBuckets(options.webBuckets, 'webBuckets', DEFAULT_WEB_BUCKETS)
   return {
@@ -50,12 +50,6 @@ function parseRegistry(registry: unknown): PrometheusRegistry {
     ErrorCode.OPTIONS_TYPE,
     `${WHERE} option registry must be a prom-client Registry (new Registry() or the default register), got ${inspect(registry, { depth: 0 })}`
   )
-}
-
-function parseAgent(agent: unknown): Agent {
-  const apdexT = (agent as { apdexT?: unknown } | null)?.apdexT
-  if (missingMethods(agent, AGENT_METHODS).length === 0 && typeof apdexT === 'number' && apdexT > 0) return agent as Agent
-  throw new OptionError(ErrorCode.OPTIONS_TYPE, `${WHERE} option agent must be an agent from createAgent(), got ${inspect(agent, { depth: 0 })}`)
 }
 
 function parsePrefix(prefix: unknown): string {
