@@ -197,11 +197,6 @@ export function flagStateIn(slot: object): FlagState | undefined {
   return (slot as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]
 }
 
-/** The request's flag state if `req.newrelic` was ever touched. */
-export function existingFlagState(req: object): FlagState | undefined {
-  return (requestSlot(req) as { [FLAGS_KEY]?: FlagState })[FLAGS_KEY]
-}
-
 const STATE = Symbol('state')
 const VALUES = Symbol('values')
 

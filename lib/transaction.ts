@@ -119,7 +119,7 @@ export class Transaction implements PublicTransaction, CarriedTransaction {
 
   /** Started, not ended, not ignored. */
   isActive(): boolean {
-    if (this.slot !== undefined && this.req !== undefined) flagStateIn(this.slot)?.check()
+    if (this.slot !== undefined) flagStateIn(this.slot)?.check()
     return !this.ended && !this.ignored
   }
 

@@ -33,9 +33,6 @@ interface Pairing {
   waiting: boolean
 }
 
-/** What the bridge replaced `end` of the agent's Transaction prototype with: to recognise it at stop(). */
-type EndWrapper = ((this: NrTransaction) => unknown) & { [BRIDGED]?: true }
-
 /**
  * Make the running New Relic agent record each request as this package classifies it: a request
  * marked background (flags, `req.newrelic`, `setBackgroundTask()`, last write wins) ends as New
@@ -104,12 +101,11 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   // New Relic's end of a paired transaction waits for ours, which knows the final classification.
   // One wrapper on the prototype, not an own `end` on each transaction, which would give every
   // paired transaction of the agent a second hidden class.
-  const endWhenClassified: EndWrapper = function endWhenClassified(this: NrTransaction) {
+  const endWhenClassified = function endWhenClassified(this: NrTransaction): unknown {
     const pairing = paired.get(this)
     if (pairing === undefined) return Reflect.apply(nrEnd, this, arguments)
     return theirEnd(pairing)
   }
-  endWhenClassified[BRIDGED] = true
   prototype.end = endWhenClassified
 
   /** Bound to the start channel: a background task's function runs in a New Relic background transaction. */
