@@ -3,6 +3,9 @@
 //
 //   npm run bench:instructions                               bare, bare ALS, both floors and the package, both routes
 //   npm run bench:instructions -- --only package,floor --route sync --requests 2000 --warmup 1500
+//   npm run bench:instructions -- --socketless --warmup 10000 --only bare,floor-state,package
+//                              (bench/loop.js: no sockets, no client process; the counts repeat to a few
+//                              hundred instructions per request, split into GC, JIT and the rest)
 //   options: --node <binary>   --only <variant,...>   --route sync|async|sync,async
 //            --requests <n measured>   --warmup <n before counting>   --connections <n in flight>
 //            --node-flags "<flags>"  (default --single-threaded --expose-gc: no JIT or GC threads, whose
@@ -32,7 +35,8 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '1' },
     'node-flags': { type: 'string', default: '--single-threaded --expose-gc' },
     jobs: { type: 'string', default: '2' },
-    keep: { type: 'string' }
+    keep: { type: 'string' },
+    socketless: { type: 'boolean', default: false }
   }
 })
 const SETTINGS = {
@@ -57,11 +61,25 @@ async function main() {
   async function worker() {
     while (next < rows.length) {
       const row = rows[next++]
-      row.ir = await measure(row.variant, row.route)
-      console.error(`${row.variant} /${row.route}: ${(row.ir / 1000).toFixed(1)} k Ir/request`)
+      Object.assign(row, await measure(row.variant, row.route))
+      console.error(`${row.variant} /${row.route}: ${(row.ir / 1000).toFixed(1)} k Ir/request${row.rest === undefined ? '' : `, rest ${(row.rest / 1000).toFixed(1)} k`}`)
     }
   }
   await Promise.all(Array.from({ length: Number(values.jobs) }, worker))
+  const k = (n) => (n / 1000).toFixed(1)
+  if (values.socketless) {
+    // the rest is what repeats: the ratio and the difference are taken on it
+    const base = (route) => rows.find((row) => row.variant === 'bare' && row.route === route)?.rest
+    console.log(`node ${version} ${values['node-flags']}; callgrind Ir per request, socketless loop (bench/loop.js), ${SETTINGS.requests} requests after ${SETTINGS.warmup} + ${SETTINGS.warmup} of warm-up around a full GC`)
+    console.log('')
+    console.log('| Variant | Route | k Ir / request | GC | JIT | rest | rest − bare | rest × bare |')
+    console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+    for (const row of rows) {
+      const bare = base(row.route)
+      console.log(`| ${row.variant} | ${row.route} | ${k(row.ir)} | ${k(row.gc)} | ${k(row.jit)} | ${k(row.rest)} | ${bare ? k(row.rest - bare) : '–'} | ${bare ? (row.rest / bare).toFixed(3) : '–'} |`)
+    }
+    return
+  }
   const base = (route) => rows.find((row) => row.variant === 'bare' && row.route === route)?.ir
   console.log(`node ${version} ${values['node-flags']}; callgrind Ir per request, ${SETTINGS.requests} requests after ${SETTINGS.warmup} of warm-up, ${SETTINGS.connections} keep-alive connections`)
   console.log('')
@@ -69,11 +87,75 @@ async function main() {
   console.log('| --- | --- | ---: | ---: |')
   for (const row of rows) {
     const bare = base(row.route)
-    console.log(`| ${row.variant} | ${row.route} | ${(row.ir / 1000).toFixed(1)} | ${bare ? (row.ir / bare).toFixed(3) : '–'} |`)
+    console.log(`| ${row.variant} | ${row.route} | ${k(row.ir)} | ${bare ? (row.ir / bare).toFixed(3) : '–'} |`)
   }
 }
 
 async function measure(variant, route) {
+  return values.socketless ? measureSocketless(variant, route) : measureServer(variant, route)
+}
+
+/**
+ * `--socketless`: bench/loop.js under callgrind, uninstrumented through the warm-up; counted from
+ * os.getPriority() to os.hostname() around the measured requests, and split into the GC's share
+ * (inclusive cost of Heap::CollectGarbage), the optimising compilers' and deoptimiser's (JIT), and
+ * the rest, which repeats from run to run to within a few hundred instructions per request.
+ */
+async function measureSocketless(variant, route) {
+  const dir = values.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-callgrind-'))
+  const [name, experiment = ''] = variant.split('~')
+  fs.mkdirSync(dir, { recursive: true })
+  const out = path.join(dir, `callgrind.out.${variant.replace('~', '-')}.${route}.socketless`)
+  const env = { ...process.env, EBT_BENCH_EXPERIMENT: experiment, EBT_LOOP_CALLGRIND: '1' }
+  const args = [
+    '--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file',
+    '--zero-before=uv_os_getpriority', '--dump-before=uv_os_gethostname', `--callgrind-out-file=${out}`,
+    values.node, ...values['node-flags'].split(' ').filter(Boolean),
+    path.join(__dirname, 'loop.js'), name, route, String(SETTINGS.warmup), String(SETTINGS.requests)
+  ]
+  try {
+    const result = await new Promise((resolve, reject) => {
+      const child = spawn('valgrind', args, { stdio: ['ignore', 'ignore', 'pipe'], env })
+      let stderr = ''
+      child.stderr.on('data', (chunk) => (stderr += chunk))
+      child.on('error', reject)
+      child.on('exit', (code) => resolve({ code, stderr }))
+    })
+    const dump = fs.readdirSync(dir).filter((file) => file.startsWith(`${path.basename(out)}.`)).sort().pop()
+    if (result.code !== 0 || dump === undefined) throw new Error(`loop ${variant} ${route} failed (${result.code}): ${result.stderr.slice(-2000)}`)
+    return splitIr(path.join(dir, dump))
+  } finally {
+    if (values.keep === undefined) fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Functions whose inclusive cost is the GC's, and the JIT's (compiling, deoptimising); the largest of each family counts. */
+const SHARES = {
+  gc: [/^v8::internal::Heap::CollectGarbage\(/],
+  jit: [/^v8::internal::Compiler::CompileOptimized\(/, /^v8::internal::Runtime_CompileLazy\(/, /^v8::internal::Runtime_CompileBaseline\(/, /^v8::internal::Runtime_InstallBaselineCode\(/, /^v8::internal::Runtime_NotifyDeoptimized\(/, /^v8::internal::Deoptimizer::New\(/]
+}
+
+/** Ir per request in a dump: total, and its GC, JIT and other parts. */
+function splitIr(file) {
+  const annotated = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], { encoding: 'utf8', maxBuffer: 1 << 28 })
+  if (annotated.status !== 0) throw new Error(`callgrind_annotate ${file}: ${annotated.stderr}`)
+  const total = Number(/^\s*([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS/m.exec(annotated.stdout)?.[1].replaceAll(',', ''))
+  const share = { gc: 0, jit: 0 }
+  for (const [key, patterns] of Object.entries(SHARES)) {
+    for (const pattern of patterns) {
+      let largest = 0
+      for (const line of annotated.stdout.split('\n')) {
+        const match = /^\s*([\d,]+) \([^)]*\)\s+[^:]*:(.*)$/.exec(line)
+        if (match && pattern.test(match[2])) largest = Math.max(largest, Number(match[1].replaceAll(',', '')))
+      }
+      share[key] += largest
+    }
+  }
+  const per = (n) => n / SETTINGS.requests
+  return { ir: per(total), gc: per(share.gc), jit: per(share.jit), rest: per(total - share.gc - share.jit) }
+}
+
+async function measureServer(variant, route) {
   const dir = values.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-callgrind-'))
   // `floor~nocount`: the variant `floor` with EBT_BENCH_EXPERIMENT=nocount (experiments a setup reads)
   const [name, experiment = ''] = variant.split('~')
@@ -109,7 +191,7 @@ async function measure(variant, route) {
     control(child.pid, '-d')
     control(child.pid, '-i', 'off')
     agent.destroy()
-    return totalIr(out)
+    return { ir: totalIr(out) }
   } finally {
     child.kill('SIGKILL')
     if (values.keep === undefined) fs.rmSync(dir, { recursive: true, force: true })
