@@ -11,9 +11,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { describeValue, logNaming } from './debug'
 import { connectPath } from './naming/connect'
-import { expressPath, isExpressApp } from './naming/express'
+import { expressPath, isExpressApp, knownTopRoute } from './naming/express'
 import type { ExpressRequest } from './naming/layers'
 import { UNKNOWN_MOUNT } from './naming/paths'
+import { RequestRoute } from './naming/route'
 
 const EXPRESS_GROUP = 'Expressjs'
 const CONNECT_GROUP = 'Connect'
@@ -24,18 +25,18 @@ const CONNECT_GROUP = 'Connect'
  * app or another library made of them (a throwing getter, odd layers), a failure names the
  * request `(unknown)`.
  */
-export function webTransactionPath(req: IncomingMessage, res: ServerResponse): { group: string; path: string } {
+export function webTransactionPath(req: IncomingMessage, res: ServerResponse): RequestRoute {
   let group = CONNECT_GROUP
   try {
     const expressReq = req as ExpressRequest
     const app = expressReq.app
     if (isExpressApp(app)) {
       group = EXPRESS_GROUP
-      return { group, path: expressPath(expressReq, app, res) }
+      return knownTopRoute(expressReq, app) ?? new RequestRoute(group, expressPath(expressReq, app, res))
     }
-    return { group, path: connectPath(expressReq, res) }
+    return new RequestRoute(group, connectPath(expressReq, res))
   } catch (err) {
     if (logNaming.enabled) logNaming('fail to name a request: %s', describeValue(err))
-    return { group, path: UNKNOWN_MOUNT }
+    return new RequestRoute(group, UNKNOWN_MOUNT)
   }
 }

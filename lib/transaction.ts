@@ -10,6 +10,7 @@ import { describeValue, logTransaction } from './debug'
 import { flagStateIn, parseFlag, type FlagName } from './flags'
 import { MAX_TRANSACTION_NAMES } from './metrics/aggregator'
 import { webTransactionPath } from './naming'
+import { RequestRoute } from './naming/route'
 import { buildRecord } from './record'
 import type { Agent, FlagValue, Transaction as PublicTransaction, TransactionRecord } from './types'
 import { TransactionType } from './types'
@@ -23,12 +24,6 @@ const CONNECT_GROUP = 'Connect'
 /** Ids: a random per-process prefix and a counter, so they stay unique across processes too. */
 const ID_PREFIX = randomBytes(4).toString('hex')
 let lastSequence = 0
-
-/** A request's group (`Expressjs`, `Connect`) and route template. */
-export interface RequestRoute {
-  readonly group: string
-  readonly path: string
-}
 
 /** What a transaction reports to when it ends (the agent). */
 export interface TransactionSink extends Agent {
@@ -238,6 +233,18 @@ const requestNames = new Map<string, Map<string | undefined, Array<string | unde
 const MAX_CACHED_METHODS = 32
 
 function requestName(prefix: string, route: RequestRoute, method: string | undefined): string {
+  // a known route's requests share its RequestRoute, which keeps the names of the method last seen
+  if (route.namedMethod === method && route.web !== undefined) return prefix === WEB_PREFIX ? route.web : (route.background as string)
+  const name = lookUpName(prefix, route, method)
+  if (route.shared) {
+    route.namedMethod = method
+    route.web = prefix === WEB_PREFIX ? name : lookUpName(WEB_PREFIX, route, method)
+    route.background = prefix === WEB_PREFIX ? lookUpName(BACKGROUND_PREFIX, route, method) : name
+  }
+  return name
+}
+
+function lookUpName(prefix: string, route: RequestRoute, method: string | undefined): string {
   const path = route.path
   if (route.group !== EXPRESS_GROUP && route.group !== CONNECT_GROUP) return buildName(prefix, route, method)
   let byMethod = requestNames.get(path)
@@ -264,7 +271,7 @@ function requestRoute(req: IncomingMessage, res: ServerResponse): RequestRoute {
     return webTransactionPath(req, res)
   } catch (err) {
     if (logTransaction.enabled) logTransaction('fail to name a request: %s', describeValue(err))
-    return { group: 'Expressjs', path: '(unknown)' }
+    return new RequestRoute(EXPRESS_GROUP, '(unknown)')
   }
 }
 

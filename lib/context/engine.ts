@@ -53,6 +53,8 @@ export function isTransaction(value: unknown): value is TransactionLike {
 export function findActiveTransaction(): TransactionLike | undefined {
   const stored = registry.storage.getStore()
   let found = stored !== undefined && stored.isActive() ? stored : undefined
+  // most processes have no cls-hooked engine: no iterator is made for an empty set
+  if (registry.namespaces.size === 0) return found
   for (const namespace of registry.namespaces) {
     if (!namespace.active) continue
     const tx = namespace.get('transaction')

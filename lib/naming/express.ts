@@ -4,6 +4,7 @@ import { describeValue, logNaming } from '../debug'
 import { inferredMountTemplate, readsAsMount } from './express4-mounts'
 import { matchLayer, type AppLike, type ExpressRequest, type LayerLike, type MatchResult, type RouteLike } from './layers'
 import { joinTemplates, NOT_FOUND, pathname, serverOf, stringifyPath, UNKNOWN_MOUNT } from './paths'
+import { RequestRoute } from './route'
 
 export function isExpressApp(app: unknown): app is AppLike {
   return typeof app === 'function' && typeof (app as AppLike).handle === 'function' && typeof (app as AppLike).set === 'function'
@@ -21,12 +22,6 @@ export function isExpressApp(app: unknown): app is AppLike {
 export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: ServerResponse): string {
   // read once: every read of `req` misses V8's caches (carrier.ts)
   const route = req.route
-  // A route of the app's own router has one template whatever the URL: found once, then looked up,
-  // before anything is built for the walk.
-  if (route !== undefined && innermostApp.parent === undefined) {
-    const known = topRouteTemplates.get(route)
-    if (known !== undefined && rootApp(req, innermostApp) === null) return known
-  }
   const apps: AppLike[] = []
   for (let app: AppLike | undefined = innermostApp; app !== undefined; app = app.parent) apps.unshift(app)
   try {
@@ -41,7 +36,7 @@ export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: Ser
           const template = findRoute(stackOf(root), path, root, '', search)
           if (template === undefined) continue
           const named = template === '' ? '/' : template
-          if (simple && stackOf(root)?.some((layer) => layer.route === route)) topRouteTemplates.set(route, named)
+          if (simple && stackOf(root)?.some((layer) => layer.route === route)) topRoutes.set(route, new RequestRoute(EXPRESS_GROUP, named, true))
           return named
         }
         // Express has left the sub-app the route is in (an error handler of a parent answers): when one
@@ -117,9 +112,25 @@ function matchedPath(req: ExpressRequest): string {
   return rest === '/' && baseUrl !== '' ? baseUrl : baseUrl + rest
 }
 
+const EXPRESS_GROUP = 'Expressjs'
 const serverApps = new WeakMap<object, AppLike | null>()
-/** Templates of routes registered on a root app's own router (no mount in between). */
-const topRouteTemplates = new WeakMap<RouteLike, string>()
+/** The server last asked about and its app: most processes have one server, found without a lookup. */
+let lastServer: object | undefined
+let lastServerApp: AppLike | null = null
+/** Routes registered on a root app's own router (no mount in between), with their template. */
+const topRoutes = new WeakMap<RouteLike, RequestRoute>()
+
+/**
+ * The shared {@link RequestRoute} of a route of the app's own router, which has one template
+ * whatever the URL: found once by the walk, then looked up before anything is built for one.
+ */
+export function knownTopRoute(req: ExpressRequest, innermostApp: AppLike): RequestRoute | undefined {
+  // read once: every read of `req` misses V8's caches (carrier.ts)
+  const route = req.route
+  if (route === undefined || innermostApp.parent !== undefined) return undefined
+  const known = topRoutes.get(route)
+  return known !== undefined && rootApp(req, innermostApp) === null ? known : undefined
+}
 /** Mount layers whose handle another instrumentation wrapped, and the sub-app each was found to lead into. */
 const wrappedMounts = new WeakMap<LayerLike, AppLike>()
 
@@ -136,11 +147,14 @@ function rootApps(req: ExpressRequest, top: AppLike): AppLike[] {
 function rootApp(req: ExpressRequest, top: AppLike): AppLike | null {
   const server = serverOf(req)
   if (server === undefined) return null
+  if (server === lastServer) return lastServerApp === top ? null : lastServerApp
   let app = serverApps.get(server)
   if (app === undefined) {
     app = server.listeners('request').find(isExpressApp) ?? null
     serverApps.set(server, app)
   }
+  lastServer = server
+  lastServerApp = app
   return app === top ? null : app
 }
 
