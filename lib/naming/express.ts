@@ -114,7 +114,10 @@ function matchedPath(req: ExpressRequest): string {
 
 const EXPRESS_GROUP = 'Expressjs'
 const serverApps = new WeakMap<object, AppLike | null>()
-/** The server last asked about and its app: most processes have one server, found without a lookup. */
+/**
+ * The server last asked about and its app: most processes have one server, found without a lookup.
+ * (A closed server stays referenced until a request of another one ends: one server, never more.)
+ */
 let lastServer: object | undefined
 let lastServerApp: AppLike | null = null
 /** Routes registered on a root app's own router (no mount in between), with their template. */
