@@ -15,6 +15,8 @@ const STRAGGLER_SWEEP_MS = 1000
 const WEB_PREFIX = 'WebTransaction/'
 /** Marks an agent a bridge is running on, across copies of this package. */
 const BRIDGED = Symbol.for('express-background-task:newrelic-bridge')
+/** The never-deleted key and value of the pairing Maps. */
+const KEEP_NOT_EMPTY: unknown = Object.freeze({})
 
 /** One of this package's transactions and the New Relic transaction that follows it. */
 interface Pairing {
@@ -80,16 +82,20 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
    * which shares its parent's New Relic transaction, finds it taken.
    */
   const paired = new Map<NrTransaction, Pairing>()
+  // One entry each that is never deleted: a Map that empties shrinks, allocating a new table, and
+  // with one request in flight both did at every request.
+  pairings.set(KEEP_NOT_EMPTY as Transaction, KEEP_NOT_EMPTY as Pairing)
+  paired.set(KEEP_NOT_EMPTY as NrTransaction, KEEP_NOT_EMPTY as Pairing)
   /** New Relic transactions the bridge started for background tasks (it ends them). */
   const startedForTasks = new WeakSet<NrTransaction>()
   /** Pairings not yet ended on both sides; stop() lets them finish. */
   let live = 0
   /**
-   * Pairings whose New Relic end waits for ours, which ends on the same response event, just after.
-   * Should one not, the sweep ends it: one timer for the bridge, not one per request (a setImmediate
-   * each cost an extra turn of the event loop per request).
+   * How many pairings' New Relic end waits for ours, which ends on the same response event, just
+   * after. Should one not, the sweep ends it: one timer for the bridge, not one per request (a
+   * setImmediate each cost an extra turn of the event loop per request). It finds them among the
+   * paired (a list of the waiting ones was emptied, so reallocated, at every request).
    */
-  const waiting: Pairing[] = []
   let stillWaiting = 0
   // outside any New Relic transaction, so the agent's timer instrumentation records nothing for it
   const sweeper = store.exit(() => setInterval(endStillWaiting, STRAGGLER_SWEEP_MS))
@@ -171,7 +177,6 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
       if (!pairing.waiting) {
         pairing.waiting = true
         pairing.context = tracer.getContext()
-        waiting.push(pairing)
         stillWaiting += 1
       }
       return undefined
@@ -184,7 +189,8 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
   /** A New Relic end still waiting when the sweep comes (a timer runs between events, never inside one) waits for nothing. */
   function endStillWaiting(): void {
     if (stillWaiting === 0) return
-    for (const pairing of waiting.splice(0)) {
+    // a copy: finish() deletes from the Map
+    for (const pairing of Array.from(paired.values())) {
       if (!pairing.waiting) continue
       if (logNewRelic.enabled) logNewRelic('end New Relic transaction of %s before ours ended', pairing.ours.id)
       finish(pairing, pairing.context)
@@ -215,8 +221,7 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
     const { theirs } = pairing
     if (pairing.waiting) {
       pairing.waiting = false
-      // the usual case: ours ended right after New Relic's, and nothing else waits
-      if (--stillWaiting === 0) waiting.length = 0
+      stillWaiting -= 1
     }
     // classified and handed back to New Relic's own end: a second end() goes straight to it
     paired.delete(theirs)
@@ -229,7 +234,7 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
     if (live === 0 && stopped) letGo()
     // Usually ours ends in the very context New Relic's end was called in: no need to enter it again.
     if (store.getStore() === context) return nrEnd.call(theirs)
-    return store.run(context, () => nrEnd.call(theirs))
+    return store.run(context, endInContext, nrEnd, theirs)
   }
 
   /** Once stopped and nothing paired is in flight: the end channel and the prototype go back as they were. */
@@ -259,6 +264,11 @@ function startBridge(internals: NewRelicInternals, onlyAgent: object | undefined
       logNewRelic('stop following classifications (%d transactions in flight)', live)
     }
   }
+}
+
+/** The agent's own end, run inside New Relic's context; not a closure per request. */
+function endInContext(nrEnd: () => unknown, theirs: NrTransaction): unknown {
+  return nrEnd.call(theirs)
 }
 
 /** Apply our final classification (ignored, type, Apdex suppression) to New Relic's transaction. */
