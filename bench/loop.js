@@ -78,12 +78,15 @@ async function run() {
   // EBT_LOOP_MARK=1: mark the counted part in the output of --trace-opt / --trace-deopt (_rawDebug: no stream involved)
   if (process.env.EBT_LOOP_MARK) process._rawDebug('-- counted requests start')
   os.getPriority()
+  const cpu = process.cpuUsage()
   await serve(Number(requests))
+  const { user, system } = process.cpuUsage(cpu)
   os.hostname()
   if (process.env.EBT_LOOP_MARK) process._rawDebug('-- counted requests end')
   // after the count: what was served, so a variant that lost its context or its transactions shows it
   const report = await handles.report()
-  console.error(JSON.stringify({ variant, route, ...counts, ...report }))
+  // CPU time per counted request (user + system, µs): for side-by-side runs outside callgrind
+  console.error(JSON.stringify({ variant, route, cpuPerRequest: (user + system) / Number(requests), ...counts, ...report }))
   process.exit(counts.misses === 0 ? 0 : 1)
 }
 

@@ -13,6 +13,8 @@
 //            --json <file>               also write every sample and the settings as JSON
 //            --variant-flags="<flags>"   Node flags for the variant's servers only, e.g. --variant-flags="--cpu-prof --cpu-prof-dir=/tmp/prof"
 //            --passes <n> --windows <n per route and pass> --window <seconds> --warmup <requests per route>
+//            --warmup-cap <seconds a warm-up may take at most> (a slow variant, like the New Relic agent's,
+//                                        needs more than the default 5 s to reach the requests asked for)
 //            --connections <n per server>       override the mode's settings
 //
 // Why pairs: on this kind of shared machine, solo runs of the same server move by ±15%, so the
@@ -52,6 +54,10 @@ const VARIANTS = [
   { key: 'bridge-vs-agent', server: 'package-newrelic-bridge', partner: 'package-newrelic', short: 'bridge ÷ agent', label: 'package + New Relic agent + bridgeNewRelic(), paired with package + agent (**not** bare)' },
   // its control: the agent paired with itself reads 1.00 unless the two processes of a pair differ by more than chance
   { key: 'agent-vs-agent', server: 'package-newrelic', partner: 'package-newrelic', short: 'agent ÷ agent', label: 'control: package + New Relic agent, paired with the same (**not** bare)' },
+  // parts of the bridge's cost, each paired with the agent alone (bench/server.js, setupPackageNewRelic)
+  { key: 'seam-vs-agent', server: 'package-newrelic~seam', partner: 'package-newrelic', short: 'seam ÷ agent', label: 'package + agent + a do-nothing subscriber on the start and end channels, paired with package + agent' },
+  { key: 'wrap-vs-agent', server: 'package-newrelic~wrap', partner: 'package-newrelic', short: 'wrap ÷ agent', label: "package + agent + a pass-through wrapper on the agent's Transaction end, paired with package + agent" },
+  { key: 'bridge-web-vs-agent', server: 'package-newrelic-bridge~web', partner: 'package-newrelic~web', short: 'bridge ÷ agent, none marked', label: 'package + agent + bridge, no request marked background, paired with the same without the bridge' },
   { key: 'package-dashboard', short: 'package + dashboard', label: 'express-background-task + dashboard subscribed (no page open)' },
   // only with EBT_BENCH_BEFORE=<a built checkout>: the package before a change, next to `package`
   { key: 'package-before', short: 'package before', label: 'express-background-task at EBT_BENCH_BEFORE', optIn: 'EBT_BENCH_BEFORE' },
@@ -91,15 +97,16 @@ function parseOptions() {
       windows: { type: 'string' },
       window: { type: 'string' },
       warmup: { type: 'string' },
-      connections: { type: 'string' }
+      connections: { type: 'string' },
+      'warmup-cap': { type: 'string' }
     }
   })
   const settings = { ...MODES[values.quick ? 'quick' : 'full'] }
-  for (const key of ['passes', 'windows', 'window', 'warmup', 'connections']) {
-    if (values[key] === undefined) continue
-    const n = Number(values[key])
-    if (!(n > 0)) throw new Error(`--${key} must be a positive number, got ${values[key]}`)
-    settings[key] = key === 'window' ? n : Math.round(n)
+  for (const [option, key] of [['passes', 'passes'], ['windows', 'windows'], ['window', 'window'], ['warmup', 'warmup'], ['connections', 'connections'], ['warmup-cap', 'warmupCap']]) {
+    if (values[option] === undefined) continue
+    const n = Number(values[option])
+    if (!(n > 0)) throw new Error(`--${option} must be a positive number, got ${values[option]}`)
+    settings[key] = key === 'window' || key === 'warmupCap' ? n : Math.round(n)
   }
   let variants = VARIANTS.filter((variant) => variant.optIn === undefined || process.env[variant.optIn])
   if (values.only !== undefined) {

@@ -34,7 +34,10 @@ if (require.main === module) runServer(process.argv[2])
  * @returns {{ app, readContext: (req) => boolean, reclassify: () => void, report: () => object }}
  *   readContext tells whether the variant still sees this request's context.
  */
-function createVariantApp(variant) {
+function createVariantApp(spec) {
+  // `package-newrelic~seam`: the variant with EBT_BENCH_EXPERIMENT=seam (experiments a setup reads)
+  const [variant, experiment] = spec.split('~')
+  if (experiment !== undefined) process.env.EBT_BENCH_EXPERIMENT = experiment
   const setup = VARIANT_SETUPS[variant]
   if (setup === undefined) throw new Error(`unknown variant ${variant}; known: ${Object.keys(VARIANT_SETUPS).join(', ')}`)
   // OpenTelemetry patches express as it is loaded, so each setup requires express itself, after its own hooks.
@@ -106,9 +109,18 @@ function setupFloor(carrier) {
 /** This package, default agent and engine: metrics aggregation is on, the route reads the transaction. */
 function setupPackage() {
   const ebt = require('..')
+  // EBT_BENCH_EXPERIMENT=seam: what the seam costs with a subscriber that does nothing
+  if (process.env.EBT_BENCH_EXPERIMENT === 'seam') subscribeDoingNothing(ebt)
   const app = require('express')()
   app.use(ebt.middleware())
   return packageHandles(app, ebt, ebt)
+}
+
+/** A subscriber on the start and end channels that does nothing: the messages, and the record built for it. */
+function subscribeDoingNothing(ebt) {
+  const { subscribe } = require('node:diagnostics_channel')
+  subscribe(ebt.ChannelName.START, function ignoreStart() {})
+  subscribe(ebt.ChannelName.END, function ignoreEnd() {})
 }
 
 /**
@@ -132,6 +144,17 @@ function setupPackageNewRelic(bridged) {
   const handles = packageHandles(app, ebt, ebt)
   // EBT_BENCH_EXPERIMENT=web: no request marked background, so no New Relic transaction changes type
   if (process.env.EBT_BENCH_EXPERIMENT === 'web') handles.reclassify = function noReclassify() {}
+  // without the bridge, what parts of it cost. EBT_BENCH_EXPERIMENT=seam: a subscriber that does
+  // nothing on the start and end channels (the messages and the record built for it); wrap: the
+  // bridge's pass-through wrapper on the agent's Transaction.prototype.end, nothing else
+  if (!bridged && process.env.EBT_BENCH_EXPERIMENT === 'seam') subscribeDoingNothing(ebt)
+  if (!bridged && process.env.EBT_BENCH_EXPERIMENT === 'wrap') {
+    const prototype = require(require.resolve('newrelic/lib/transaction/index.js')).prototype
+    const nrEnd = prototype.end
+    prototype.end = function endPassingThrough() {
+      return Reflect.apply(nrEnd, this, arguments)
+    }
+  }
   const report = handles.report
   handles.report = function newRelicReport() {
     // the agent's own count of background transactions: with the bridge, the reclassified requests
@@ -384,6 +407,16 @@ function runServer(variant) {
     handles.app(req, res)
   })
   server.keepAliveTimeout = 60_000
+  // open connections, so the report waits for the last ones' close (and so their transactions' end)
+  let open = 0
+  server.on('connection', (socket) => {
+    open++
+    socket.once('close', () => open--)
+  })
+  function whenClosed(callback) {
+    if (open === 0) setImmediate(callback)
+    else setTimeout(whenClosed, 1, callback)
+  }
 
   // The parent went away (Ctrl-C, a crash): do not linger.
   process.on('disconnect', () => process.exit(0))
@@ -412,8 +445,10 @@ function runServer(variant) {
       })
     } else if (message.type === 'report') {
       // Sent after the load has stopped and sockets are closed, so every transaction has ended.
+      // A destroyed socket's 'close' (which ends an unfinished response's transaction) comes in a
+      // later phase of the event loop than setImmediate: wait for every one.
       server.closeAllConnections()
-      setImmediate(async () => process.send({ type: 'reported', served, ...counts, ...(await handles.report()) }))
+      whenClosed(async () => process.send({ type: 'reported', served, ...counts, ...(await handles.report()) }))
     } else if (message.type === 'profile-start') {
       // bench/newrelic-bridge.js: a CPU profile of the measured window only (not the warm-up), taken in-process
       profiler ??= new (require('node:inspector').Session)()
