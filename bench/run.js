@@ -7,7 +7,9 @@
 //            --only <variant,...>        a subset: bare (the control), als, floor, floor-state, package, package-cls, package-prometheus, package-dashboard,
 //                                        package-newrelic, package-newrelic-bridge (the agent offline, without/with the bridge),
 //                                        bridge-vs-agent (the bridge row paired with the agent row instead of bare Express) and
-//                                        agent-vs-agent (its control: the agent row paired with itself), cls-raw,
+//                                        agent-vs-agent (its control: the agent row paired with itself), the parts of
+//                                        the bridge each paired with the agent (seam-vs-agent, wrap-vs-agent,
+//                                        bridge-web-vs-agent), cls-raw,
 //                                        http-context, otel, otel-package-alone, otel-package, and package-before (EBT_BENCH_BEFORE=<a built checkout>, e.g. the
 //                                        commit before the diagnostics-channel seam, to show what the unsubscribed seam costs)
 //            --json <file>               also write every sample and the settings as JSON
