@@ -32,7 +32,9 @@ export function webTransactionPath(req: IncomingMessage, res: ServerResponse): R
     const app = expressReq.app
     if (isExpressApp(app)) {
       group = EXPRESS_GROUP
-      return knownTopRoute(expressReq, app) ?? new RequestRoute(group, expressPath(expressReq, app, res))
+      // read once, for both: every read of `req` misses V8's caches (carrier.ts)
+      const route = expressReq.route
+      return knownTopRoute(expressReq, app, route) ?? new RequestRoute(group, expressPath(expressReq, app, res, route))
     }
     return new RequestRoute(group, connectPath(expressReq, res))
   } catch (err) {

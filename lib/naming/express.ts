@@ -17,11 +17,9 @@ export function isExpressApp(app: unknown): app is AppLike {
  * `req.originalUrl` only when that finds nothing. The first walk knows layers by their handles, as
  * Express made them; only when it finds nothing does a second one look behind handles other
  * instrumentations wrapped, and into routers used as route handlers, so apps without either pay
- * nothing for them.
+ * nothing for them. `route` is `req.route`, read once by the caller.
  */
-export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: ServerResponse): string {
-  // read once: every read of `req` misses V8's caches (carrier.ts)
-  const route = req.route
+export function expressPath(req: ExpressRequest, innermostApp: AppLike, res: ServerResponse, route: RouteLike | undefined): string {
   const apps: AppLike[] = []
   for (let app: AppLike | undefined = innermostApp; app !== undefined; app = app.parent) apps.unshift(app)
   try {
@@ -127,9 +125,7 @@ const topRoutes = new WeakMap<RouteLike, RequestRoute>()
  * The shared {@link RequestRoute} of a route of the app's own router, which has one template
  * whatever the URL: found once by the walk, then looked up before anything is built for one.
  */
-export function knownTopRoute(req: ExpressRequest, innermostApp: AppLike): RequestRoute | undefined {
-  // read once: every read of `req` misses V8's caches (carrier.ts)
-  const route = req.route
+export function knownTopRoute(req: ExpressRequest, innermostApp: AppLike, route: RouteLike | undefined): RequestRoute | undefined {
   if (route === undefined || innermostApp.parent !== undefined) return undefined
   const known = topRoutes.get(route)
   return known !== undefined && rootApp(req, innermostApp) === null ? known : undefined
