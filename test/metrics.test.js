@@ -477,6 +477,18 @@ describe('the percentile histogram', () => {
     }
     assert.equal(histogram.quantile(0.99, min, max), max)
   })
+
+  it('reads any single duration from 1 µs to 11 days at or up to 2% above it', () => {
+    // spread evenly in log scale, edges of the buckets included (powers of two of µs)
+    const durations = [2e-6, 1.024e-3, 2.097152, 0.000123456]
+    for (let i = 0; i < 2000; i++) durations.push(1e-6 * Math.exp((i / 2000) * Math.log(1e12)))
+    for (const seconds of durations) {
+      const histogram = new Histogram()
+      histogram.add(seconds)
+      const read = histogram.quantile(0.5, 0, Infinity)
+      assert.ok(read >= seconds && read <= seconds * 1.02, `${seconds} s read back as ${read}`)
+    }
+  })
 })
 
 describe('Apdex zone boundaries', () => {

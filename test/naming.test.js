@@ -71,6 +71,14 @@ function buildExpressApp(framework, agent) {
   app.post('/users/:id', ok('created'))
   app.put('/users/:id', ok('replaced'))
   app.delete('/users/:id', ok('deleted'))
+  // one route, several methods: its requests share one route object, which keeps names by method
+  app
+    .route('/orders/:id')
+    .get(ok('order'))
+    .post(function postOrder(req, res) {
+      if (req.query.later === 'yes') agent.setBackgroundTask()
+      res.send('posted')
+    })
 
   // app.use('/org/:orgId', router) + router.get('/users/:id'), with mergeParams
   const org = express.Router({ mergeParams: true })
@@ -208,6 +216,23 @@ for (const engine of ENGINES) {
           const record = await recordOf('/users/42', { method, body: method === 'DELETE' ? undefined : '{}' })
           assert.equal(record.statusCode, 200)
           assertNamed(record, method, '/users/:id')
+        }
+      })
+
+      it('names each request of a route with several methods by its own method and type, in any order', async () => {
+        const background = { prefix: 'OtherTransaction' }
+        for (const [method, query, options] of [
+          ['GET', '', {}],
+          ['POST', '', {}],
+          ['POST', '?later=yes', background],
+          ['GET', '', {}],
+          ['POST', '?later=yes', background],
+          ['POST', '', {}],
+          ['GET', '', {}]
+        ]) {
+          const record = await recordOf(`/orders/3${query}`, { method, body: method === 'POST' ? '{}' : undefined })
+          assert.equal(record.statusCode, 200)
+          assertNamed(record, method, '/orders/:id', options)
         }
       })
 
