@@ -52,6 +52,12 @@ const SETTINGS = {
   connections: Number(values.connections)
 }
 
+/**
+ * A variant is given as `floor~nocount` for the variant `floor` with EBT_BENCH_EXPERIMENT=nocount;
+ * bench/server.js reads the spec and sets it. One exported in the shell does not count here.
+ */
+const ONLY_THE_SPECS_EXPERIMENT = { EBT_BENCH_EXPERIMENT: '' }
+
 main().catch((err) => {
   console.error(err?.stack ?? err)
   process.exitCode = 1
@@ -110,15 +116,14 @@ async function measure(variant, route) {
  */
 async function measureSocketless(variant, route) {
   const dir = values.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-callgrind-'))
-  const [name, experiment = ''] = variant.split('~')
   fs.mkdirSync(dir, { recursive: true })
   const out = path.join(dir, `callgrind.out.${variant.replace('~', '-')}.${route}.socketless`)
-  const env = { ...process.env, EBT_BENCH_EXPERIMENT: experiment, EBT_LOOP_CALLGRIND: '1' }
+  const env = { ...process.env, ...ONLY_THE_SPECS_EXPERIMENT, EBT_LOOP_CALLGRIND: '1' }
   const args = [
     '--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file',
     '--zero-before=uv_os_getpriority', '--dump-before=uv_os_gethostname', `--callgrind-out-file=${out}`,
     values.node, ...values['node-flags'].split(' ').filter(Boolean),
-    path.join(__dirname, 'loop.js'), name, route, String(SETTINGS.warmup), String(SETTINGS.requests)
+    path.join(__dirname, 'loop.js'), variant, route, String(SETTINGS.warmup), String(SETTINGS.requests)
   ]
   try {
     const result = await new Promise((resolve, reject) => {
@@ -164,14 +169,12 @@ function splitIr(file) {
 
 async function measureServer(variant, route) {
   const dir = values.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-callgrind-'))
-  // `floor~nocount`: the variant `floor` with EBT_BENCH_EXPERIMENT=nocount (experiments a setup reads)
-  const [name, experiment = ''] = variant.split('~')
-  const env = { ...process.env, EBT_BENCH_EXPERIMENT: experiment }
+  const env = { ...process.env, ...ONLY_THE_SPECS_EXPERIMENT }
   fs.mkdirSync(dir, { recursive: true })
   const out = path.join(dir, `callgrind.out.${variant.replace('~', '-')}.${route}`)
   const child = spawn(
     'valgrind',
-    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, values.node, ...values['node-flags'].split(' ').filter(Boolean), path.join(__dirname, 'server.js'), name],
+    ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', `--callgrind-out-file=${out}`, values.node, ...values['node-flags'].split(' ').filter(Boolean), path.join(__dirname, 'server.js'), variant],
     { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env }
   )
   let stderr = ''
