@@ -13,9 +13,12 @@
 // transactions change type) is loaded by autocannon for --warmup seconds, then profiled in-process
 // (V8's sampling profiler through node:inspector, every 100 µs) for --seconds under the same load.
 // The busy time of the profile is split by frames:
-// - the bridge: every frame of dist/newrelic/ and what it calls (the agent's name computation and
-//   recorder when a type changes), but not the agent's own Transaction end it hands back to, which
-//   runs with or without the bridge;
+// - the bridge: every frame of dist/newrelic/ and what it calls (the agent's name computation when
+//   a type changes, its context and transaction lookups), but not the agent's own Transaction end it
+//   hands back to, which runs with or without the bridge. The profiler leaves that end's own frame
+//   out of some samples (with and without inlining), so what it calls (span events, the sampling
+//   decision) would show right under the bridge's: an agent frame there counts only when it is one
+//   the bridge calls, or is reached through one;
 // - the seam the bridge makes the package feed: building the frozen record and publishing on
 //   diagnostics_channel, which any subscriber costs.
 // Their sum ÷ the process's busy time is the CPU the bridge adds per request. Medians over rounds.
@@ -55,6 +58,9 @@ function ask(child, message, replyType) {
 
 const isBridge = (frame) => /[\\/]dist[\\/]newrelic[\\/]/.test(frame.url)
 const isAgentEnd = (frame) => /newrelic[\\/]lib[\\/]transaction[\\/]index\.js$/.test(frame.url) && frame.functionName === 'end'
+const isAgent = (frame) => /[\\/]node_modules[\\/](@newrelic[\\/][^\\/]+|newrelic)[\\/]/.test(frame.url)
+/** The agent's functions the bridge calls per transaction (lib/newrelic/bridge.ts). */
+const CALLED_BY_BRIDGE = new Set(['getTransaction', 'getContext', 'startBackgroundTransaction', 'noticeError', 'finalizeName', 'setForceIgnore'])
 const isSeam = (frame) => /[\\/]dist[\\/](record|channels)\.js$/.test(frame.url) || frame.url === 'node:diagnostics_channel'
 const IDLE = new Set(['(idle)', '(program)'])
 
@@ -64,19 +70,24 @@ function split(profile) {
   const self = new Map()
   for (let i = 0; i < profile.samples.length; i++) self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + (profile.timeDeltas[i] ?? 0))
   const totals = { busy: 0, bridge: 0, seam: 0 }
-  const stack = [{ id: profile.nodes[0].id, bridge: false, agentEnd: false, seam: false }]
+  const stack = [{ id: profile.nodes[0].id, bridge: false, agentEnd: false, called: false, agentOwn: false, seam: false }]
   while (stack.length > 0) {
     const { id, ...within } = stack.pop()
     const node = nodes.get(id)
     const frame = node.callFrame
-    const bridge = within.bridge || isBridge(frame)
+    const own = isBridge(frame)
+    const bridge = within.bridge || own
     const agentEnd = within.agentEnd || (bridge && isAgentEnd(frame))
+    // under the bridge's frames: the agent's functions it calls, and the agent's own end with its frame left out
+    const agent = bridge && !own && isAgent(frame)
+    const called = !own && (within.called || (agent && CALLED_BY_BRIDGE.has(frame.functionName)))
+    const agentOwn = !own && (within.agentOwn || (agent && !called))
     const seam = within.seam || isSeam(frame)
     const time = self.get(id) ?? 0
     if (!IDLE.has(frame.functionName)) totals.busy += time
-    if (bridge && !agentEnd) totals.bridge += time
+    if (bridge && !agentEnd && !agentOwn) totals.bridge += time
     else if (seam && !bridge) totals.seam += time
-    for (const child of node.children ?? []) stack.push({ id: child, bridge, agentEnd, seam })
+    for (const child of node.children ?? []) stack.push({ id: child, bridge, agentEnd, called, agentOwn, seam })
   }
   return totals
 }
