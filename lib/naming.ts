@@ -14,10 +14,7 @@ import { connectPath } from './naming/connect'
 import { expressPath, isExpressApp, knownTopRoute } from './naming/express'
 import type { ExpressRequest } from './naming/layers'
 import { UNKNOWN_MOUNT } from './naming/paths'
-import { RequestRoute } from './naming/route'
-
-const EXPRESS_GROUP = 'Expressjs'
-const CONNECT_GROUP = 'Connect'
+import { CONNECT_GROUP, EXPRESS_GROUP, RequestRoute } from './naming/route'
 
 /**
  * The group (`Expressjs` or `Connect`) and the template part of a web transaction's name. It runs

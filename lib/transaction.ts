@@ -10,7 +10,7 @@ import { describeValue, logTransaction } from './debug'
 import { flagStateIn, parseFlag, type FlagName } from './flags'
 import { MAX_TRANSACTION_NAMES } from './metrics/aggregator'
 import { webTransactionPath } from './naming'
-import { RequestRoute } from './naming/route'
+import { CONNECT_GROUP, EXPRESS_GROUP, RequestRoute } from './naming/route'
 import { buildRecord } from './record'
 import type { Agent, FlagValue, Transaction as PublicTransaction, TransactionRecord } from './types'
 import { TransactionType } from './types'
@@ -18,8 +18,6 @@ import { TransactionType } from './types'
 const WEB_PREFIX = 'WebTransaction/'
 const BACKGROUND_PREFIX = 'OtherTransaction/'
 const CUSTOM_GROUP = 'Custom'
-const EXPRESS_GROUP = 'Expressjs'
-const CONNECT_GROUP = 'Connect'
 
 /** Ids: a random per-process prefix and a counter, so they stay unique across processes too. */
 const ID_PREFIX = randomBytes(4).toString('hex')

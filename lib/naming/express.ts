@@ -4,7 +4,7 @@ import { describeValue, logNaming } from '../debug'
 import { inferredMountTemplate, readsAsMount } from './express4-mounts'
 import { matchLayer, type AppLike, type ExpressRequest, type LayerLike, type MatchResult, type RouteLike } from './layers'
 import { joinTemplates, NOT_FOUND, pathname, serverOf, stringifyPath, UNKNOWN_MOUNT } from './paths'
-import { RequestRoute } from './route'
+import { EXPRESS_GROUP, RequestRoute } from './route'
 
 export function isExpressApp(app: unknown): app is AppLike {
   return typeof app === 'function' && typeof (app as AppLike).handle === 'function' && typeof (app as AppLike).set === 'function'
@@ -110,7 +110,6 @@ function matchedPath(req: ExpressRequest): string {
   return rest === '/' && baseUrl !== '' ? baseUrl : baseUrl + rest
 }
 
-const EXPRESS_GROUP = 'Expressjs'
 const serverApps = new WeakMap<object, AppLike | null>()
 /**
  * The server last asked about and its app: most processes have one server, found without a lookup.

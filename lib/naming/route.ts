@@ -1,5 +1,9 @@
 // A request's group and route template, as naming found it; the one of a known route is shared by its requests and keeps their names.
 
+/** The groups of request names: the app's framework. */
+export const EXPRESS_GROUP = 'Expressjs'
+export const CONNECT_GROUP = 'Connect'
+
 /**
  * The group (`Expressjs`, `Connect`) and route template of a request. The fast path of naming hands
  * every request of a known top-level route the same one, which remembers the full names of the last
