@@ -152,16 +152,15 @@ function splitIr(file) {
   const annotated = spawnSync('callgrind_annotate', ['--inclusive=yes', '--threshold=100', file], { encoding: 'utf8', maxBuffer: 1 << 28 })
   if (annotated.status !== 0) throw new Error(`callgrind_annotate ${file}: ${annotated.stderr}`)
   const total = Number(/^\s*([\d,]+) \(100\.0%\)\s+PROGRAM TOTALS/m.exec(annotated.stdout)?.[1].replaceAll(',', ''))
+  // each function's inclusive count, read once
+  const functions = []
+  for (const line of annotated.stdout.split('\n')) {
+    const match = /^\s*([\d,]+) \([^)]*\)\s+[^:]*:(.*)$/.exec(line)
+    if (match) functions.push({ ir: Number(match[1].replaceAll(',', '')), name: match[2] })
+  }
   const share = { gc: 0, jit: 0 }
   for (const [key, patterns] of Object.entries(SHARES)) {
-    for (const pattern of patterns) {
-      let largest = 0
-      for (const line of annotated.stdout.split('\n')) {
-        const match = /^\s*([\d,]+) \([^)]*\)\s+[^:]*:(.*)$/.exec(line)
-        if (match && pattern.test(match[2])) largest = Math.max(largest, Number(match[1].replaceAll(',', '')))
-      }
-      share[key] += largest
-    }
+    for (const pattern of patterns) share[key] += Math.max(0, ...functions.filter((fn) => pattern.test(fn.name)).map((fn) => fn.ir))
   }
   const per = (n) => n / SETTINGS.requests
   return { ir: per(total), gc: per(share.gc), jit: per(share.jit), rest: per(total - share.gc - share.jit) }
