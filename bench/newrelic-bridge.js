@@ -31,7 +31,9 @@ const autocannon = require('autocannon')
 
 const ROUTES = ['sync', 'async']
 
+// required by a test for split(): no options then
 const { values } = parseArgs({
+  args: require.main === module ? process.argv.slice(2) : [],
   options: {
     rounds: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '10' },
@@ -154,7 +156,11 @@ async function main() {
   console.log('\nShares of the process\'s busy time in the measured window; the bridge\'s share is an upper bound (what the agent inlines into its frames counts as the bridge\'s).')
 }
 
-main().catch((err) => {
-  console.error(err)
-  process.exit(1)
-})
+if (require.main === module) {
+  main().catch((err) => {
+    console.error(err)
+    process.exit(1)
+  })
+}
+
+module.exports = { split }
