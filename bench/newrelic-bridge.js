@@ -8,9 +8,8 @@
 //   node bench/newrelic-bridge.js [--rounds 3] [--seconds 10] [--warmup 8] [--connections 16] [--keep <dir>]
 //   (--keep: leave the .cpuprofile files there, to open in Chrome's DevTools)
 //
-// Per round and route: a fresh bench/server.js `package-newrelic-bridge` (Express 5, the package,
-// the agent offline, the bridge; every other request marked background, so half of New Relic's
-// transactions change type) is loaded by autocannon for --warmup seconds, then profiled in-process
+// Per round, route and workload: a fresh bench/server.js `package-newrelic-bridge` (Express 5, the
+// package, the agent offline, the bridge) is loaded by autocannon for --warmup seconds, then profiled in-process
 // (V8's sampling profiler through node:inspector, every 100 µs) for --seconds under the same load.
 // The busy time of the profile is split by frames:
 // - the bridge: every frame of dist/newrelic/ and what it calls (the agent's name computation when
@@ -22,6 +21,9 @@
 // - the seam the bridge makes the package feed: building the frozen record and publishing on
 //   diagnostics_channel, which any subscriber costs.
 // Their sum ÷ the process's busy time is the CPU the bridge adds per request. Medians over rounds.
+// Two workloads: every other request marked background (half of New Relic's transactions change
+// type, so the agent names them again), and none marked (the bridge pairs, waits and hands back,
+// but changes nothing): the difference is what a change of type costs.
 const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
@@ -30,6 +32,11 @@ const { parseArgs } = require('node:util')
 const autocannon = require('autocannon')
 
 const ROUTES = ['sync', 'async']
+/** Which requests the server marks background, and the variant that does it (bench/server.js). */
+const WORKLOADS = [
+  { marked: 'every other', variant: 'package-newrelic-bridge' },
+  { marked: 'none', variant: 'package-newrelic-bridge~web' }
+]
 
 // required by a test for split(): no options then
 const { values } = parseArgs({
@@ -94,8 +101,8 @@ function split(profile) {
   return totals
 }
 
-async function measure(route, dir) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), 'package-newrelic-bridge'], { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+async function measure(route, workload, dir) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), workload.variant], { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
     const { port } = await ask(child, undefined, 'listening')
     const url = `http://127.0.0.1:${port}/${route}`
@@ -111,6 +118,9 @@ async function measure(route, dir) {
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`${route}: ${result.non2xx} non-2xx, ${result.errors} errors`)
     const report = await ask(child, { type: 'report' }, 'reported')
     if (report.bridgeActive !== true) throw new Error('the bridge is not active')
+    // the workload is what it says: New Relic recorded the marked half as background, or none
+    const background = workload.marked === 'none' ? 0 : report.reclassifyCalls
+    if (Math.abs(report.nrBackground - background) > report.served / 100) throw new Error(`${workload.marked} marked: New Relic recorded ${report.nrBackground} of ${report.served} requests as background`)
     const totals = split(JSON.parse(fs.readFileSync(file, 'utf8')))
     return { cpuPerRequest: stopped.cpuMicros / stopped.requests, requests: stopped.requests, bridge: totals.bridge / totals.busy, seam: totals.seam / totals.busy }
   } finally {
@@ -130,28 +140,27 @@ async function main() {
   if (!fs.existsSync(path.join(__dirname, '..', 'dist', 'newrelic', 'index.js'))) throw new Error('dist/ is missing: run `npm run build` first')
   const dir = values.keep ?? fs.mkdtempSync(path.join(os.tmpdir(), 'ebt-nr-bridge-'))
   fs.mkdirSync(dir, { recursive: true })
-  const rows = Object.fromEntries(ROUTES.map((route) => [route, []]))
+  const cells = ROUTES.flatMap((route) => WORKLOADS.map((workload) => ({ route, workload, samples: [] })))
   try {
     for (let round = 0; round < ROUNDS; round++) {
-      // the routes alternate which goes first
-      for (const route of round % 2 === 0 ? ROUTES : [...ROUTES].reverse()) {
-        const sample = await measure(route, dir)
-        rows[route].push(sample)
-        console.error(`round ${round + 1}/${ROUNDS} /${route}: ${sample.requests} requests, ${sample.cpuPerRequest.toFixed(0)} µs CPU each, bridge ${percent(sample.bridge)}, seam ${percent(sample.seam)}`)
+      // the cells alternate which goes first
+      for (const cell of round % 2 === 0 ? cells : [...cells].reverse()) {
+        const sample = await measure(cell.route, cell.workload, dir)
+        cell.samples.push(sample)
+        console.error(`round ${round + 1}/${ROUNDS} /${cell.route}, ${cell.workload.marked} marked: ${sample.requests} requests, ${sample.cpuPerRequest.toFixed(0)} µs CPU each, bridge ${percent(sample.bridge)}, seam ${percent(sample.seam)}`)
       }
     }
   } finally {
     if (values.keep === undefined) fs.rmSync(dir, { recursive: true, force: true })
   }
   const version = (name) => require(`${name}/package.json`).version
-  console.log(`node ${process.version}, newrelic ${version('newrelic')} (offline), express ${version('express')}; ${ROUNDS} rounds per route of a fresh server: ${WARMUP} s of warm-up, then a ${SECONDS} s profile (100 µs sampling) under ${CONNECTIONS} connections; every other request marked background`)
+  console.log(`node ${process.version}, newrelic ${version('newrelic')} (offline), express ${version('express')}; ${ROUNDS} rounds per route and workload, each a fresh server: ${WARMUP} s of warm-up, then a ${SECONDS} s profile (100 µs sampling) under ${CONNECTIONS} connections`)
   console.log('')
-  console.log('| Route | CPU µs / request (agent + package + bridge) | the bridge | the seam (record, publish) | the bridge adds |')
-  console.log('| --- | ---: | ---: | ---: | ---: |')
-  for (const route of ROUTES) {
-    const samples = rows[route]
+  console.log('| Route | requests marked background | CPU µs / request (agent + package + bridge) | the bridge | the seam (record, publish) | the bridge adds |')
+  console.log('| --- | --- | ---: | ---: | ---: | ---: |')
+  for (const { route, workload, samples } of cells) {
     const added = samples.map((s) => s.bridge + s.seam)
-    console.log(`| ${route} | ${median(samples.map((s) => s.cpuPerRequest)).toFixed(0)} | ${percent(median(samples.map((s) => s.bridge)))} | ${percent(median(samples.map((s) => s.seam)))} | ${percent(median(added))} (${percent(Math.min(...added))}–${percent(Math.max(...added))}) |`)
+    console.log(`| ${route} | ${workload.marked} | ${median(samples.map((s) => s.cpuPerRequest)).toFixed(0)} | ${percent(median(samples.map((s) => s.bridge)))} | ${percent(median(samples.map((s) => s.seam)))} | ${percent(median(added))} (${percent(Math.min(...added))}–${percent(Math.max(...added))}) |`)
   }
   console.log('\nShares of the process\'s busy time in the measured window; the bridge\'s share is an upper bound (what the agent inlines into its frames counts as the bridge\'s).')
 }
