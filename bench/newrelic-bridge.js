@@ -20,7 +20,12 @@
 //   the bridge calls, or is reached through one;
 // - the seam the bridge makes the package feed: building the frozen record and publishing on
 //   diagnostics_channel, which any subscriber costs.
-// Their sum ÷ the process's busy time is the CPU the bridge adds per request. Medians over rounds.
+// Their sum ÷ the main thread's busy time is their share of the main thread. A request's CPU is
+// more than that: V8's other threads (concurrent and parallel GC, background compilation) add
+// about a sixth with the agent, and the bridge runs on the main thread only. So the share of a
+// request's CPU is that share × the main thread's part of the process's CPU in the same window
+// (per-thread CPU from /proc, bench/thread-cpu.js; the profiler's own thread left out). Medians
+// over rounds.
 // Two workloads: every other request marked background (half of New Relic's transactions change
 // type, so the agent names them again), and none marked (the bridge pairs, waits and hands back,
 // but changes nothing): the difference is what a change of type costs.
@@ -122,7 +127,16 @@ async function measure(route, workload, dir) {
     const background = workload.marked === 'none' ? 0 : report.reclassifyCalls
     if (Math.abs(report.nrBackground - background) > report.served / 100) throw new Error(`${workload.marked} marked: New Relic recorded ${report.nrBackground} of ${report.served} requests as background`)
     const totals = split(JSON.parse(fs.readFileSync(file, 'utf8')))
-    return { cpuPerRequest: stopped.cpuMicros / stopped.requests, requests: stopped.requests, bridge: totals.bridge / totals.busy, seam: totals.seam / totals.busy }
+    if (stopped.threads === undefined) throw new Error('no CPU time by thread: this measure needs Linux\'s /proc')
+    const { main, others, profiler } = stopped.threads
+    return {
+      cpuPerRequest: stopped.cpuMicros / stopped.requests,
+      requests: stopped.requests,
+      bridge: totals.bridge / totals.busy,
+      seam: totals.seam / totals.busy,
+      mainPart: main / (main + others),
+      profilerPart: profiler / (main + others + profiler)
+    }
   } finally {
     if (child.connected) child.send({ type: 'exit' })
     setTimeout(() => child.kill('SIGKILL'), 5000).unref()
@@ -147,7 +161,7 @@ async function main() {
       for (const cell of round % 2 === 0 ? cells : [...cells].reverse()) {
         const sample = await measure(cell.route, cell.workload, dir)
         cell.samples.push(sample)
-        console.error(`round ${round + 1}/${ROUNDS} /${cell.route}, ${cell.workload.marked} marked: ${sample.requests} requests, ${sample.cpuPerRequest.toFixed(0)} µs CPU each, bridge ${percent(sample.bridge)}, seam ${percent(sample.seam)}`)
+        console.error(`round ${round + 1}/${ROUNDS} /${cell.route}, ${cell.workload.marked} marked: ${sample.requests} requests, ${sample.cpuPerRequest.toFixed(0)} µs CPU each, bridge ${percent(sample.bridge)}, seam ${percent(sample.seam)}, main thread ${percent(sample.mainPart)} of the CPU, the profiler's thread ${percent(sample.profilerPart)}`)
       }
     }
   } finally {
@@ -156,13 +170,15 @@ async function main() {
   const version = (name) => require(`${name}/package.json`).version
   console.log(`node ${process.version}, newrelic ${version('newrelic')} (offline), express ${version('express')}; ${ROUNDS} rounds per route and workload, each a fresh server: ${WARMUP} s of warm-up, then a ${SECONDS} s profile (100 µs sampling) under ${CONNECTIONS} connections`)
   console.log('')
-  console.log('| Route | requests marked background | CPU µs / request (agent + package + bridge) | the bridge | the seam (record, publish) | the bridge adds |')
-  console.log('| --- | --- | ---: | ---: | ---: | ---: |')
+  console.log('| Route | requests marked background | CPU µs / request (agent + package + bridge) | the bridge | the seam (record, publish) | both, of the main thread | the main thread, of the CPU | the bridge adds, of the CPU |')
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+  const range = (list) => `${percent(median(list))} (${percent(Math.min(...list))}–${percent(Math.max(...list))})`
   for (const { route, workload, samples } of cells) {
-    const added = samples.map((s) => s.bridge + s.seam)
-    console.log(`| ${route} | ${workload.marked} | ${median(samples.map((s) => s.cpuPerRequest)).toFixed(0)} | ${percent(median(samples.map((s) => s.bridge)))} | ${percent(median(samples.map((s) => s.seam)))} | ${percent(median(added))} (${percent(Math.min(...added))}–${percent(Math.max(...added))}) |`)
+    const ofMain = samples.map((s) => s.bridge + s.seam)
+    const ofCpu = samples.map((s) => (s.bridge + s.seam) * s.mainPart)
+    console.log(`| ${route} | ${workload.marked} | ${median(samples.map((s) => s.cpuPerRequest)).toFixed(0)} | ${percent(median(samples.map((s) => s.bridge)))} | ${percent(median(samples.map((s) => s.seam)))} | ${range(ofMain)} | ${percent(median(samples.map((s) => s.mainPart)))} | ${range(ofCpu)} |`)
   }
-  console.log('\nShares of the process\'s busy time in the measured window; the bridge\'s share is an upper bound (what the agent inlines into its frames counts as the bridge\'s).')
+  console.log('\nThe bridge and the seam: shares of the main thread\'s busy time in the measured window, an upper bound for their work (what the agent inlines into their frames counts as theirs). Of the CPU: times the main thread\'s part of the process\'s CPU in the window, the profiler\'s thread left out.')
 }
 
 if (require.main === module) {

@@ -6,7 +6,8 @@
 // Every variant serves the same two routes with the same response; each reads its own context in
 // the route (after the awaits, on the async route) and counts a miss, so a variant that loses the
 // context cannot look cheap. The server measures itself: process.cpuUsage() and a request count
-// between the 'start' and 'stop' messages, and the peak RSS.
+// between the 'start' and 'stop' messages (and by thread, on Linux), and the peak RSS.
+const { threadCpu, threadCpuSince } = require('./thread-cpu')
 
 const VARIANT_SETUPS = {
   bare: setupBare,
@@ -423,6 +424,7 @@ function runServer(variant) {
   server.listen(0, '127.0.0.1', () => process.send({ type: 'listening', port: server.address().port }))
 
   let startCpu
+  let startThreads
   let profiler
   let startServed = 0
   let startTime
@@ -431,15 +433,19 @@ function runServer(variant) {
       startServed = served
       startTime = process.hrtime.bigint()
       startCpu = process.cpuUsage()
+      startThreads = threadCpu()
       process.send({ type: 'started' })
     } else if (message.type === 'stop') {
       const cpu = process.cpuUsage(startCpu)
+      const threads = threadCpuSince(startThreads)
       const elapsedMs = Number(process.hrtime.bigint() - startTime) / 1e6
       process.send({
         type: 'stopped',
         cpuMicros: cpu.user + cpu.system,
         requests: served - startServed,
         elapsedMs,
+        // clock ticks by thread kind (bench/thread-cpu.js), undefined elsewhere than Linux
+        threads,
         // resourceUsage().maxRSS is in kilobytes.
         maxRssBytes: process.resourceUsage().maxRSS * 1024
       })
