@@ -178,7 +178,7 @@ async function main() {
     const ofCpu = samples.map((s) => (s.bridge + s.seam) * s.mainPart)
     console.log(`| ${route} | ${workload.marked} | ${median(samples.map((s) => s.cpuPerRequest)).toFixed(0)} | ${percent(median(samples.map((s) => s.bridge)))} | ${percent(median(samples.map((s) => s.seam)))} | ${range(ofMain)} | ${percent(median(samples.map((s) => s.mainPart)))} | ${range(ofCpu)} |`)
   }
-  console.log('\nThe bridge and the seam: shares of the main thread\'s busy time in the measured window, an upper bound for their work (what the agent inlines into their frames counts as theirs). Of the CPU: times the main thread\'s part of the process\'s CPU in the window, the profiler\'s thread left out.')
+  console.log('\nThe bridge and the seam: shares of the main thread\'s busy time in the measured window (what the agent inlines into their frames counts as theirs; the garbage collection of what they allocate does not). Of the CPU: times the main thread\'s part of the process\'s CPU in the window, the profiler\'s thread left out.')
 }
 
 if (require.main === module) {
