@@ -21,8 +21,8 @@
 // - the seam the bridge makes the package feed: building the frozen record and publishing on
 //   diagnostics_channel, which any subscriber costs.
 // Their sum ÷ the main thread's busy time is their share of the main thread. A request's CPU is
-// more than that: V8's other threads (concurrent and parallel GC, background compilation) add
-// about a sixth with the agent, and the bridge runs on the main thread only. So the share of a
+// more than that: V8's other threads (concurrent and parallel GC, background compilation) do
+// 12-16% of it with the agent, and the bridge runs on the main thread only. So the share of a
 // request's CPU is that share × the main thread's part of the process's CPU in the same window
 // (per-thread CPU from /proc, bench/thread-cpu.js; the profiler's own thread left out). Medians
 // over rounds.
