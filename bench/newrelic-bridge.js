@@ -77,6 +77,8 @@ const isAgent = (frame) => /[\\/]node_modules[\\/](@newrelic[\\/][^\\/]+|newreli
 const CALLED_BY_BRIDGE = new Set(['getTransaction', 'getContext', 'startBackgroundTransaction', 'noticeError', 'finalizeName', 'setForceIgnore'])
 const isSeam = (frame) => /[\\/]dist[\\/](record|channels)\.js$/.test(frame.url) || frame.url === 'node:diagnostics_channel'
 const IDLE = new Set(['(idle)', '(program)'])
+/** bench/bridge-timing.js's clocks, around the bridge's frames and the seam's: neither's. */
+const isTiming = (frame) => /[\\/]bench[\\/]bridge-timing\.js$/.test(frame.url)
 
 /** The profile's busy time, and the parts of it in the bridge's frames and in the seam's. */
 function split(profile) {
@@ -99,15 +101,18 @@ function split(profile) {
     const seam = within.seam || isSeam(frame)
     const time = self.get(id) ?? 0
     if (!IDLE.has(frame.functionName)) totals.busy += time
-    if (bridge && !agentEnd && !agentOwn) totals.bridge += time
-    else if (seam && !bridge) totals.seam += time
+    const counted = !isTiming(frame)
+    if (counted && bridge && !agentEnd && !agentOwn) totals.bridge += time
+    else if (counted && seam && !bridge) totals.seam += time
     for (const child of node.children ?? []) stack.push({ id: child, bridge, agentEnd, called, agentOwn, seam })
   }
   return totals
 }
 
 async function measure(route, workload, dir) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), workload.variant], { cwd: path.join(__dirname, '..'), stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  // with the bridge's own time read by clocks around it too (bench/bridge-timing.js)
+  const env = { ...process.env, EBT_BENCH_TIME_BRIDGE: '1' }
+  const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), workload.variant], { cwd: path.join(__dirname, '..'), env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
     const { port } = await ask(child, undefined, 'listening')
     const url = `http://127.0.0.1:${port}/${route}`
@@ -129,13 +134,18 @@ async function measure(route, workload, dir) {
     const totals = split(JSON.parse(fs.readFileSync(file, 'utf8')))
     if (stopped.threads === undefined) throw new Error('no CPU time by thread: this measure needs Linux\'s /proc')
     const { main, others, profiler } = stopped.threads
+    // the timed µs are wall time on the main thread, like the profile's: a share of its busy time, then taken over the same way
+    const busyMicros = totals.busy / stopped.requests
     return {
       cpuPerRequest: stopped.cpuMicros / stopped.requests,
       requests: stopped.requests,
       bridge: totals.bridge / totals.busy,
       seam: totals.seam / totals.busy,
       mainPart: main / (main + others),
-      profilerPart: profiler / (main + others + profiler)
+      profilerPart: profiler / (main + others + profiler),
+      timedMicros: stopped.own.bridgeNs / 1000,
+      timed: stopped.own.bridgeNs / 1000 / busyMicros,
+      clockNs: stopped.own.clockNs
     }
   } finally {
     if (child.connected) child.send({ type: 'exit' })
@@ -161,7 +171,7 @@ async function main() {
       for (const cell of round % 2 === 0 ? cells : [...cells].reverse()) {
         const sample = await measure(cell.route, cell.workload, dir)
         cell.samples.push(sample)
-        console.error(`round ${round + 1}/${ROUNDS} /${cell.route}, ${cell.workload.marked} marked: ${sample.requests} requests, ${sample.cpuPerRequest.toFixed(0)} µs CPU each, bridge ${percent(sample.bridge)}, seam ${percent(sample.seam)}, main thread ${percent(sample.mainPart)} of the CPU, the profiler's thread ${percent(sample.profilerPart)}`)
+        console.error(`round ${round + 1}/${ROUNDS} /${cell.route}, ${cell.workload.marked} marked: ${sample.requests} requests, ${sample.cpuPerRequest.toFixed(0)} µs CPU each, bridge ${percent(sample.bridge)}, seam ${percent(sample.seam)}, main thread ${percent(sample.mainPart)} of the CPU, the profiler's thread ${percent(sample.profilerPart)}; timed: the bridge ${sample.timedMicros.toFixed(2)} µs (${percent(sample.timed)} of the main thread), a clock read ${sample.clockNs.toFixed(0)} ns`)
       }
     }
   } finally {
@@ -170,15 +180,16 @@ async function main() {
   const version = (name) => require(`${name}/package.json`).version
   console.log(`node ${process.version}, newrelic ${version('newrelic')} (offline), express ${version('express')}; ${ROUNDS} rounds per route and workload, each a fresh server: ${WARMUP} s of warm-up, then a ${SECONDS} s profile (100 µs sampling) under ${CONNECTIONS} connections`)
   console.log('')
-  console.log('| Route | requests marked background | CPU µs / request (agent + package + bridge) | the bridge | the seam (record, publish) | both, of the main thread | the main thread, of the CPU | the bridge adds, of the CPU |')
-  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+  console.log('| Route | requests marked background | CPU µs / request (agent + package + bridge) | the bridge | the seam (record, publish) | both, of the main thread | the main thread, of the CPU | the bridge adds, of the CPU | the bridge timed, µs / request | timed + the seam, of the CPU |')
+  console.log('| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
   const range = (list) => `${percent(median(list))} (${percent(Math.min(...list))}–${percent(Math.max(...list))})`
   for (const { route, workload, samples } of cells) {
     const ofMain = samples.map((s) => s.bridge + s.seam)
     const ofCpu = samples.map((s) => (s.bridge + s.seam) * s.mainPart)
-    console.log(`| ${route} | ${workload.marked} | ${median(samples.map((s) => s.cpuPerRequest)).toFixed(0)} | ${percent(median(samples.map((s) => s.bridge)))} | ${percent(median(samples.map((s) => s.seam)))} | ${range(ofMain)} | ${percent(median(samples.map((s) => s.mainPart)))} | ${range(ofCpu)} |`)
+    const timed = samples.map((s) => (s.timed + s.seam) * s.mainPart)
+    console.log(`| ${route} | ${workload.marked} | ${median(samples.map((s) => s.cpuPerRequest)).toFixed(0)} | ${percent(median(samples.map((s) => s.bridge)))} | ${percent(median(samples.map((s) => s.seam)))} | ${range(ofMain)} | ${percent(median(samples.map((s) => s.mainPart)))} | ${range(ofCpu)} | ${median(samples.map((s) => s.timedMicros)).toFixed(1)} | ${range(timed)} |`)
   }
-  console.log('\nThe bridge and the seam: shares of the main thread\'s busy time in the measured window (what the agent inlines into their frames counts as theirs; the garbage collection of what they allocate does not). Of the CPU: times the main thread\'s part of the process\'s CPU in the window, the profiler\'s thread left out.')
+  console.log('\nThe bridge and the seam: shares of the main thread\'s busy time in the measured window (what the agent inlines into their frames counts as theirs; the garbage collection of what they allocate does not). Of the CPU: times the main thread\'s part of the process\'s CPU in the window, the profiler\'s thread left out. Timed: the bridge\'s own time by clocks around it, the agent\'s end taken out exactly and the clock reads too (bench/bridge-timing.js), as a share of the main thread\'s busy time per request, plus the seam\'s from the profile, taken over to the CPU as above.')
 }
 
 if (require.main === module) {

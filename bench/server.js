@@ -139,10 +139,17 @@ function setupPackageNewRelic(bridged) {
   })
   const newrelic = require('newrelic') // first, as the agent requires
   const ebt = require('..')
-  const bridge = bridged ? require('../dist/newrelic').bridgeNewRelic() : undefined
+  const startBridge = () => require('../dist/newrelic').bridgeNewRelic()
+  // EBT_BENCH_TIME_BRIDGE=1 (bench/newrelic-bridge.js): the bridge's own time, read with clocks around it
+  const timing = bridged && process.env.EBT_BENCH_TIME_BRIDGE === '1' ? require('./bridge-timing').timeBridge(startBridge) : undefined
+  const bridge = timing?.bridge ?? (bridged ? startBridge() : undefined)
   const app = require('express')()
   app.use(ebt.middleware())
   const handles = packageHandles(app, ebt, ebt)
+  if (timing !== undefined) {
+    handles.windowStart = timing.reset
+    handles.windowStop = timing.read
+  }
   // EBT_BENCH_EXPERIMENT=web: no request marked background, so no New Relic transaction changes type
   if (process.env.EBT_BENCH_EXPERIMENT === 'web') handles.reclassify = function noReclassify() {}
   // without the bridge, what parts of it cost. EBT_BENCH_EXPERIMENT=seam: a subscriber that does
@@ -434,6 +441,7 @@ function runServer(variant) {
       startTime = process.hrtime.bigint()
       startCpu = process.cpuUsage()
       startThreads = threadCpu()
+      handles.windowStart?.()
       process.send({ type: 'started' })
     } else if (message.type === 'stop') {
       const cpu = process.cpuUsage(startCpu)
@@ -446,6 +454,8 @@ function runServer(variant) {
         elapsedMs,
         // clock ticks by thread kind (bench/thread-cpu.js), undefined elsewhere than Linux
         threads,
+        // what a variant measures of itself over the window (bench/bridge-timing.js)
+        own: handles.windowStop?.(),
         // resourceUsage().maxRSS is in kilobytes.
         maxRssBytes: process.resourceUsage().maxRSS * 1024
       })
