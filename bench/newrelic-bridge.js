@@ -35,6 +35,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
 const autocannon = require('autocannon')
+const { request } = require('./ipc')
 
 const ROUTES = ['sync', 'async']
 /** Which requests the server marks background, and the variant that does it (bench/server.js). */
@@ -55,20 +56,6 @@ const { values } = parseArgs({
   }
 })
 const [ROUNDS, SECONDS, WARMUP, CONNECTIONS] = [values.rounds, values.seconds, values.warmup, values.connections].map(Number)
-
-/** Send `message` to the server and wait for its reply of type `replyType`. */
-function ask(child, message, replyType) {
-  return new Promise((resolve, reject) => {
-    const onMessage = (reply) => {
-      if (reply.type !== replyType) return
-      child.off('message', onMessage)
-      resolve(reply)
-    }
-    child.on('message', onMessage)
-    child.once('exit', (code) => reject(new Error(`the server exited (${code}) while waiting for ${replyType}`)))
-    if (message !== undefined) child.send(message)
-  })
-}
 
 const isBridge = (frame) => /[\\/]dist[\\/]newrelic[\\/]/.test(frame.url)
 const isAgentEnd = (frame) => /newrelic[\\/]lib[\\/]transaction[\\/]index\.js$/.test(frame.url) && frame.functionName === 'end'
@@ -114,19 +101,19 @@ async function measure(route, workload, dir) {
   const env = { ...process.env, EBT_BENCH_TIME_BRIDGE: '1' }
   const child = spawn(process.execPath, [path.join(__dirname, 'server.js'), workload.variant], { cwd: path.join(__dirname, '..'), env, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
-    const { port } = await ask(child, undefined, 'listening')
+    const { port } = await request(child, undefined, 'listening')
     const url = `http://127.0.0.1:${port}/${route}`
     await autocannon({ url, connections: CONNECTIONS, duration: WARMUP })
-    await ask(child, { type: 'profile-start' }, 'profiling')
-    await ask(child, { type: 'start' }, 'started')
+    await request(child, { type: 'profile-start' }, 'profiling')
+    await request(child, { type: 'start' }, 'started')
     const load = autocannon({ url, connections: CONNECTIONS, duration: SECONDS })
     const result = await load
-    const stopped = await ask(child, { type: 'stop' }, 'stopped')
+    const stopped = await request(child, { type: 'stop' }, 'stopped')
     const file = path.join(dir, `${route}-${Date.now()}.cpuprofile`)
-    const profiled = await ask(child, { type: 'profile-stop', file }, 'profiled')
+    const profiled = await request(child, { type: 'profile-stop', file }, 'profiled')
     if (profiled.error) throw new Error(`profiler: ${profiled.error}`)
     if (result.non2xx > 0 || result.errors > 0) throw new Error(`${route}: ${result.non2xx} non-2xx, ${result.errors} errors`)
-    const report = await ask(child, { type: 'report' }, 'reported')
+    const report = await request(child, { type: 'report' }, 'reported')
     if (report.bridgeActive !== true) throw new Error('the bridge is not active')
     // the workload is what it says: New Relic recorded the marked half as background, or none
     const background = workload.marked === 'none' ? 0 : report.reclassifyCalls

@@ -34,6 +34,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
+const { request } = require('./ipc')
 
 const ROOT = path.join(__dirname, '..')
 const ROUTES = ['sync', 'async']
@@ -201,25 +202,6 @@ function startChild(env, script, args, { cpu, niceness, nodeFlags = [] }) {
 
 function killChildren() {
   for (const child of children) child.kill('SIGKILL')
-}
-
-/** Send `message` and wait for the reply of type `replyType`; fails if the child dies first. */
-function request(child, message, replyType) {
-  return new Promise((resolve, reject) => {
-    function onMessage(reply) {
-      if (reply.type !== replyType) return
-      child.off('message', onMessage)
-      child.off('exit', onExit)
-      resolve(reply)
-    }
-    function onExit(code, signal) {
-      child.off('message', onMessage)
-      reject(new Error(`${child.label ?? 'child'} exited (${signal ?? code}) while waiting for ${replyType}`))
-    }
-    child.on('message', onMessage)
-    child.once('exit', onExit)
-    if (message !== undefined) child.send(message)
-  })
 }
 
 async function startServer(env, variantKey, label, nodeFlags) {

@@ -7,6 +7,7 @@ const assert = require('node:assert/strict')
 const { spawn } = require('node:child_process')
 const http = require('node:http')
 const path = require('node:path')
+const { request } = require('../bench/ipc')
 
 const ROOT = path.join(__dirname, '..')
 
@@ -16,18 +17,7 @@ function startServer(variant) {
     env: { ...process.env, EBT_BENCH_TIME_BRIDGE: '1' },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
-  const ask = (message, replyType) =>
-    new Promise((resolve, reject) => {
-      const onMessage = (reply) => {
-        if (reply.type !== replyType) return
-        child.off('message', onMessage)
-        resolve(reply)
-      }
-      child.on('message', onMessage)
-      child.once('exit', (code) => reject(new Error(`the server exited (${code})`)))
-      if (message !== undefined) child.send(message)
-    })
-  return { child, ask }
+  return child
 }
 
 function get(port, route) {
@@ -42,20 +32,20 @@ function get(port, route) {
 describe('bench/bridge-timing.js', () => {
   for (const route of ['sync', 'async']) {
     it(`times the bridge on the ${route} route, the agent's end apart, over the window only`, async () => {
-      const { child, ask } = startServer('package-newrelic-bridge')
+      const child = startServer('package-newrelic-bridge')
       try {
-        const { port } = await ask(undefined, 'listening')
+        const { port } = await request(child, undefined, 'listening')
         // before the window: not counted
         for (let i = 0; i < 5; i++) assert.equal(await get(port, route), 200)
-        await ask({ type: 'start' }, 'started')
+        await request(child, { type: 'start' }, 'started')
         const requests = 40
         for (let i = 0; i < requests; i++) assert.equal(await get(port, route), 200)
-        const { own } = await ask({ type: 'stop' }, 'stopped')
+        const { own } = await request(child, { type: 'stop' }, 'stopped')
         assert.equal(own.requests, requests)
         // the agent's end is far more than a clock read; the bridge's own time is there, and less than the agent's end
         assert.ok(own.clockNs > 0 && own.agentEndNs > 10 * own.clockNs, JSON.stringify(own))
         assert.ok(own.bridgeNs > 0 && own.bridgeNs < own.agentEndNs, JSON.stringify(own))
-        const report = await ask({ type: 'report' }, 'reported')
+        const report = await request(child, { type: 'report' }, 'reported')
         assert.equal(report.bridgeActive, true)
         // the timers changed nothing the bridge does: every other request recorded as background by New Relic
         assert.equal(report.nrBackground, report.reclassifyCalls)
