@@ -31,15 +31,17 @@ function timeBridge(startBridge) {
     totals = { around: 0n, agentEnd: 0n, clock: 0n, reads: 0, requests: 0 }
   }
   reset()
-  const agentEnd = Transaction.prototype.end
-  Transaction.prototype.end = function timedAgentEnd() {
-    const t0 = now()
-    try {
-      return Reflect.apply(agentEnd, this, arguments)
-    } finally {
-      totals.agentEnd += now() - t0
+  /** `fn` with the time of each call added to `totals[key]`. */
+  const timed = (fn, key) =>
+    function timedCall() {
+      const t0 = now()
+      try {
+        return Reflect.apply(fn, this, arguments)
+      } finally {
+        totals[key] += now() - t0
+      }
     }
-  }
+  Transaction.prototype.end = timed(Transaction.prototype.end, 'agentEnd')
   let mark = 0n
   const before = () => {
     mark = now()
@@ -60,15 +62,7 @@ function timeBridge(startBridge) {
   dc.subscribe(ChannelName.START, after)
   dc.subscribe(ChannelName.END, after)
   dc.subscribe(ChannelName.START, countRequest)
-  const bridgedEnd = Transaction.prototype.end
-  Transaction.prototype.end = function timedBridgedEnd() {
-    const t0 = now()
-    try {
-      return Reflect.apply(bridgedEnd, this, arguments)
-    } finally {
-      totals.around += now() - t0
-    }
-  }
+  Transaction.prototype.end = timed(Transaction.prototype.end, 'around')
   const read = () => {
     const requests = Math.max(1, totals.requests)
     const clockNs = Number(totals.clock) / Math.max(1, totals.reads)
