@@ -7,6 +7,7 @@ const { split } = require('../bench/newrelic-bridge')
 const BRIDGE = 'file:///app/node_modules/express-background-task/dist/newrelic/bridge.js'
 const AGENT_TRANSACTION = 'file:///app/node_modules/newrelic/lib/transaction/index.js'
 const AGENT_TRACE = 'file:///app/node_modules/newrelic/lib/transaction/trace/index.js'
+const TIMING = 'file:///app/bench/bridge-timing.js'
 
 /** A profile from a call tree: `[name, url, self µs, children]`, one sample per node carrying its self time. */
 function profileOf(tree) {
@@ -48,5 +49,26 @@ describe('bench/newrelic-bridge.js split()', () => {
     // onEnd, finish, finalizeName with what it calls, and Node's getStore
     assert.equal(totals.bridge, 10 + 30 + 15 + 5 + 5)
     assert.equal(totals.seam, 20)
+  })
+
+  it("counts bench/bridge-timing.js's clocks as neither the bridge's nor the seam's, and what they wrap as before", () => {
+    const profile = profileOf(['(root)', '', 0, [
+      ['publish', 'node:diagnostics_channel', 4, [
+        // the subscribers before and after the bridge's
+        ['before', TIMING, 3],
+        ['onEnd', BRIDGE, 10, [
+          ['finish', BRIDGE, 30, [
+            // the agent's end, wrapped to be timed: the wrapper's own time is the clocks'
+            ['timedCall', TIMING, 7, [['end', AGENT_TRANSACTION, 100, [['generateSpanEvents', AGENT_TRACE, 40]]]]],
+            ['timedCall', TIMING, 6, [['generateSpanEvents', AGENT_TRACE, 20]]]
+          ]]
+        ]],
+        ['after', TIMING, 2]
+      ]]
+    ]])
+    const totals = split(profile)
+    assert.equal(totals.busy, 4 + 3 + 10 + 30 + 7 + 100 + 40 + 6 + 20 + 2)
+    assert.equal(totals.bridge, 10 + 30)
+    assert.equal(totals.seam, 4)
   })
 })
