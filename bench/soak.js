@@ -29,6 +29,7 @@ const { fork } = require('node:child_process')
 const http = require('node:http')
 const os = require('node:os')
 const v8 = require('node:v8')
+const { request } = require('./ipc')
 
 const VARIANTS = [
   { key: 'bare', label: 'Express 5, no middleware (control)' },
@@ -161,33 +162,6 @@ function get(agent, port, path) {
 
 // ------------------------------------------------------------------------------------------ main
 
-/** The child's next message of `replyType`; rejects if the child exits first (a crash never hangs the run). */
-function reply(child, replyType) {
-  return new Promise((resolve, reject) => {
-    function onMessage(m) {
-      if (m.type !== replyType) return
-      cleanup()
-      resolve(m)
-    }
-    function onExit(code) {
-      cleanup()
-      reject(new Error(`child exited with ${code} while waiting for ${replyType}`))
-    }
-    function cleanup() {
-      child.off('message', onMessage)
-      child.off('exit', onExit)
-    }
-    child.on('message', onMessage)
-    child.on('exit', onExit)
-  })
-}
-
-function request(child, message, replyType) {
-  const answer = reply(child, replyType)
-  child.send(message)
-  return answer
-}
-
 /** What the listener must have counted after ids 0..sent-1: every request and task, once. */
 function expectedCounts(sent) {
   const expected = { records: 0, background: 0, tasks: 0 }
@@ -216,7 +190,7 @@ async function soak(variant, requests, interval, snapshotDir) {
   const server = fork(__filename, ['--server', variant.key], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const load = fork(__filename, ['--load'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   try {
-    const { port } = await reply(server, 'listening')
+    const { port } = await request(server, undefined, 'listening')
     let sent = 0
     async function send(count) {
       const done = await request(load, { type: 'run', port, firstId: sent, count }, 'done')
