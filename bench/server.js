@@ -437,16 +437,17 @@ function runServer(variant) {
   let startTime
   process.on('message', function onMessage(message) {
     if (message.type === 'start') {
+      // /proc read first, so reading it stays out of the window's process.cpuUsage()
+      startThreads = threadCpu()
       startServed = served
       startTime = process.hrtime.bigint()
       startCpu = process.cpuUsage()
-      startThreads = threadCpu()
       handles.windowStart?.()
       process.send({ type: 'started' })
     } else if (message.type === 'stop') {
       const cpu = process.cpuUsage(startCpu)
-      const threads = threadCpuSince(startThreads)
       const elapsedMs = Number(process.hrtime.bigint() - startTime) / 1e6
+      const threads = threadCpuSince(startThreads)
       process.send({
         type: 'stopped',
         cpuMicros: cpu.user + cpu.system,
